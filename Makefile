@@ -1,0 +1,35 @@
+# Two entry points that work on a fresh machine (Python 3.11 + pip):
+#   make demo   builds the synthetic demo corpus into ./corpus
+#   make test   runs the test suite
+# Each creates ./.venv from this repo's files first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 DO_NOT_TRACK=1 \
+	PREFECT_SERVER_ANALYTICS_ENABLED=false PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120
+
+.PHONY: demo test install install-all clean
+
+$(VENV)/.core: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+# torch is pinned first so that the train extra's `torch>=2.4` finds it installed and pulls no
+# multi-GB CUDA build.
+$(VENV)/.all: $(VENV)/.core
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[train,dev]"
+	touch $@
+
+install: $(VENV)/.core
+install-all: $(VENV)/.all
+
+demo: $(VENV)/.core
+	$(OFFLINE) $(VENV)/bin/meit-corpus build
+
+test: $(VENV)/.all
+	$(OFFLINE) $(VENV)/bin/pytest -q
+
+clean:
+	rm -rf $(VENV) corpus demo-data

@@ -1,0 +1,77 @@
+"""The corpus's dataset card (README.md) with the YAML ``configs:`` block Hugging Face reads.
+
+``datasets.load_dataset(<corpus dir>)`` takes the ``default`` config (all sources); each source
+also has its own config (``load_dataset(dir, "ptbxl")``).
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from schemas import CANONICAL_LEADS, SPLITS, Manifest
+
+DATASET_TITLES = {"ptbxl": "PTB-XL v1.0.3", "mimic": "MIMIC-IV-ECG v1.0"}
+LICENSES = {"ptbxl": "CC BY 4.0", "mimic": "ODbL v1.0 (check PhysioNet's current terms)"}
+
+
+def _data_files(manifest: Manifest, source: str | None) -> list[dict]:
+    files = []
+    for split in SPLITS:
+        paths = sorted(
+            f.path for f in manifest.files
+            if f.split == split and (source is None or f.source == source)
+        )
+        if paths:
+            files.append({"split": split, "path": paths})
+    return files
+
+
+def card_front_matter(manifest: Manifest) -> dict:
+    """The YAML header: one ``default`` config with every source, then one config per source."""
+    configs = [{"config_name": "default", "default": True, "data_files": _data_files(manifest, None)}]
+    for source in sorted({f.source for f in manifest.files if f.source}):
+        configs.append({"config_name": source, "data_files": _data_files(manifest, source)})
+    return {"configs": configs, "task_categories": ["text-generation"], "tags": ["ecg", "meit"]}
+
+
+def _counts_table(manifest: Manifest) -> str:
+    lines = ["| source | seen | " + " | ".join(SPLITS) + " | rejected |", "|---" * (len(SPLITS) + 3) + "|"]
+    for name, c in sorted(manifest.counts.items()):
+        kept = " | ".join(str(c.kept.get(s, 0)) for s in SPLITS)
+        lines.append(f"| {name} | {c.seen} | {kept} | {c.rejected_total} |")
+    return "\n".join(lines)
+
+
+def render_card(manifest: Manifest) -> str:
+    """The whole README.md of a corpus."""
+    synthetic = [n for n, c in manifest.counts.items() if c.synthetic]
+    warning = (
+        f"\n> **Synthetic data.** The {', '.join(sorted(synthetic))} records of this corpus were "
+        "generated (neurokit2 `ecg_simulate`) by the meit-corpus demo; they are not PhysioNet "
+        "data and are for trying the pipeline only.\n"
+        if synthetic else ""
+    )
+    sources = "\n".join(
+        f"- `{n}`: {DATASET_TITLES.get(n, n)}{' (synthetic stand-in)' if c.synthetic else ''}, "
+        f"license {LICENSES.get(n, 'see source')}"
+        for n, c in sorted(manifest.counts.items())
+    )
+    reasons = sorted({(n, r, k) for n, c in manifest.counts.items() for r, k in c.rejected.items()})
+    rejected = "\n".join(f"- {n}: {r} × {k}" for n, r, k in reasons) or "- none"
+    return (
+        "---\n" + yaml.safe_dump(card_front_matter(manifest), sort_keys=False) + "---\n\n"
+        "# MEIT ECG instruction corpus\n"
+        f"{warning}\n"
+        "ECG–report instruction pairs for Multimodal ECG Instruction Tuning, built by meit-corpus.\n\n"
+        "```python\nfrom datasets import load_dataset\nds = load_dataset(\"<this folder>\")  "
+        "# or load_dataset(\"<this folder>\", \"ptbxl\")\n```\n\n"
+        f"## Sources\n{sources}\n\n"
+        f"## Counts\n{_counts_table(manifest)}\n\nRejected records by reason (details in "
+        f"`rejections.parquet`):\n{rejected}\n\n"
+        "## Rows\n"
+        f"`ecg` is float16, {len(CANONICAL_LEADS)} × {manifest.n_samples} at {manifest.fs} Hz, "
+        f"leads in the order {' '.join(manifest.lead_order)}. `messages` holds the user "
+        "instruction then the assistant report; `report_original` the text as in the source. "
+        "Splits are patient-level. `manifest.json` has the build configuration, file checksums "
+        f"and counts (schema {manifest.schema_version}).\n"
+    )

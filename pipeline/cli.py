@@ -1,0 +1,86 @@
+"""``meit-corpus``: build, validate and inspect a corpus. Handlers only parse and forward."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+from rich.console import Console
+
+from pipeline.config import BuildConfig, config_error_line, load_config
+from pipeline.corpus import build_corpus, read_manifest, validate_corpus, with_demo_inputs
+
+DEMO_INPUTS = Path("demo-data")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="meit-corpus", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="build a corpus (the synthetic demo when no input is given)")
+    b.add_argument("--config", type=Path, help="YAML build config")
+    b.add_argument("--ptbxl", type=Path, help="PTB-XL folder (holds ptbxl_database.csv)")
+    b.add_argument("--mimic", type=Path, help="MIMIC-IV-ECG folder (holds record_list.csv)")
+    b.add_argument("--out", type=Path, help="corpus folder (default ./corpus)")
+    b.add_argument("--workers", type=int, help="worker processes (default: all cores)")
+    v = sub.add_parser("validate", help="check checksums, schema and counts; exit 1 on mismatch")
+    v.add_argument("corpus", type=Path)
+    i = sub.add_parser("inspect", help="print stats; draw one record's 12 leads to a PNG")
+    i.add_argument("corpus", type=Path)
+    i.add_argument("--id", help="row id, e.g. ptbxl/6001 (default: the first row)")
+    i.add_argument("--png", type=Path, help="where to write the picture (default ./<id>.png)")
+    return p
+
+
+def _build(args: argparse.Namespace, console: Console) -> int:
+    from pipeline.console import build_progress, summary_table
+
+    try:
+        cfg: BuildConfig = load_config(
+            args.config, ptbxl=args.ptbxl, mimic=args.mimic, out=args.out, workers=args.workers
+        )
+    except (ValidationError, ValueError, OSError) as exc:
+        console.print(f"[red]config error:[/red] {config_error_line(exc)}", highlight=False)
+        return 2
+    if cfg.ptbxl is None and cfg.mimic is None:
+        console.print(f"No input given: building the SYNTHETIC demo (inputs in ./{DEMO_INPUTS}).")
+        cfg = with_demo_inputs(cfg, DEMO_INPUTS)
+    with build_progress(console) as (on_plan, on_done):
+        manifest = build_corpus(cfg, on_done=on_done, on_plan=on_plan)
+    console.print(summary_table(manifest))
+    console.print(f"corpus written to {cfg.out}")
+    return 0
+
+
+def _validate(args: argparse.Namespace, console: Console) -> int:
+    problems = validate_corpus(args.corpus)
+    for p in problems:
+        console.print(f"[red]✗[/red] {p}", highlight=False)
+    if not problems:
+        console.print(f"[green]✓[/green] {args.corpus} is valid")
+    return 1 if problems else 0
+
+
+def _inspect(args: argparse.Namespace, console: Console) -> int:
+    from pipeline.inspect import corpus_stats, find_row, plot_row
+
+    manifest = read_manifest(args.corpus)
+    console.print_json(json.dumps(corpus_stats(args.corpus, manifest)))
+    row = find_row(args.corpus, manifest, args.id)
+    png = plot_row(row, args.png or Path(row["id"].replace("/", "_") + ".png"))
+    console.print(f"{row['id']}: {png}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``meit-corpus`` command."""
+    args = _parser().parse_args(argv)
+    console = Console(stderr=False)
+    handler = {"build": _build, "validate": _validate, "inspect": _inspect}[args.command]
+    return handler(args, console)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

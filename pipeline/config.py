@@ -1,0 +1,146 @@
+"""Build configuration: one pydantic model, read from YAML, shared by the CLI and the flows.
+
+Unknown keys are errors (``extra="forbid"``) so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SignalConfig(_Strict):
+    """How every record's signal is conditioned (defaults reproduce MEIT: 500 Hz, 10 s, raw)."""
+
+    fs: int = Field(500, gt=0, description="output sampling rate in Hz")
+    duration_s: float = Field(10.0, gt=0, description="fixed output length in seconds")
+    length_tolerance_s: float = Field(
+        0.5, ge=0, description="records whose length differs more than this are rejected"
+    )
+    max_nan_fraction: float = Field(
+        0.05, ge=0, le=1, description="reject when more than this share of any lead is NaN/inf"
+    )
+    max_nan_gap_s: float = Field(
+        0.5, ge=0, description="reject when any lead has a NaN/inf run longer than this"
+    )
+    bandpass_hz: tuple[float, float] | None = Field(
+        None, description="Butterworth band-pass (low, high) in Hz; None = off"
+    )
+    highpass_hz: float | None = Field(
+        None, description="baseline-wander removal: Butterworth high-pass cutoff in Hz"
+    )
+    filter_order: int = Field(5, ge=1, le=10, description="Butterworth order (as neurokit2)")
+    notch_hz: float | None = Field(None, description="powerline notch frequency (50 or 60)")
+    notch_quality: float = Field(30.0, gt=0, description="notch quality factor Q")
+    normalise: Literal["none", "zscore", "meit"] = "none"
+    flat_threshold_mv: float = Field(
+        0.01, ge=0, description="a lead whose peak-to-peak is below this (mV) is flat"
+    )
+    saturation_fraction: float = Field(
+        0.02, ge=0, le=1, description="reject when a lead sits at its rail for this share of samples"
+    )
+
+    @field_validator("bandpass_hz")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not 0 < v[0] < v[1]:
+            raise ValueError("bandpass_hz must be (low, high) with 0 < low < high")
+        return v
+
+    @property
+    def n_samples(self) -> int:
+        """Samples per lead in the output."""
+        return int(round(self.fs * self.duration_s))
+
+
+class TextConfig(_Strict):
+    """Instruction rendering."""
+
+    template_seed: int = Field(0, description="seed of the per-record template choice")
+    min_report_words: int = Field(1, ge=0, description="reports with fewer words are rejected")
+
+
+class SplitConfig(_Strict):
+    """Patient-level split settings."""
+
+    ptbxl_folds: dict[str, list[int]] = Field(
+        default_factory=lambda: {"train": list(range(1, 9)), "validation": [9], "test": [10]}
+    )
+    hash_fractions: dict[str, float] = Field(
+        default_factory=lambda: {"train": 0.90, "validation": 0.05, "test": 0.05},
+        description="patient-hash split for sources without folds",
+    )
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> "SplitConfig":
+        if abs(sum(self.hash_fractions.values()) - 1.0) > 1e-9:
+            raise ValueError("split.hash_fractions must sum to 1")
+        folds = [f for v in self.ptbxl_folds.values() for f in v]
+        if len(folds) != len(set(folds)):
+            raise ValueError("split.ptbxl_folds: a fold is assigned to two splits")
+        return self
+
+
+class BuildConfig(_Strict):
+    """Everything a build depends on. Its hash goes in the manifest."""
+
+    ptbxl: Path | None = Field(None, description="PTB-XL root (holds ptbxl_database.csv)")
+    ptbxl_records: Literal["records500", "records100"] = "records500"
+    mimic: Path | None = Field(None, description="MIMIC-IV-ECG root (holds record_list.csv)")
+    out: Path = Path("corpus")
+    workers: int = Field(0, ge=0, description="worker processes; 0 = all cores")
+    batch_size: int = Field(64, ge=1, description="records conditioned together")
+    records_per_shard: int = Field(1000, ge=1, description="target rows per Parquet shard")
+    limit: int | None = Field(None, ge=1, description="take only the first N records per source")
+    signal: SignalConfig = SignalConfig()
+    text: TextConfig = TextConfig()
+    split: SplitConfig = SplitConfig()
+    synthetic: bool = Field(False, description="inputs are the generated demo (set by the CLI)")
+
+    @field_validator("ptbxl", "mimic")
+    @classmethod
+    def _exists(cls, v: Path | None) -> Path | None:
+        if v is not None and not str(v).startswith(("s3://", "gs://")) and not Path(v).is_dir():
+            raise ValueError(f"input folder does not exist: {v}")
+        return v
+
+    def content_hash(self) -> str:
+        """sha256 of the settings that shape the data (not workers/out, which do not)."""
+        data = self.model_dump(mode="json", exclude={"workers", "out"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def load_config(path: Path | None, **overrides: object) -> BuildConfig:
+    """Read a YAML config (or none) and apply non-None command-line overrides on top."""
+    data: dict = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: the config must be a mapping")
+        data.update(loaded)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return BuildConfig.model_validate(data)
+
+
+def config_error_line(exc: Exception) -> str:
+    """One readable line for a config problem (pydantic errors joined, others as they are)."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(x) for x in err["loc"]) or "config"
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            parts.append(f"{where}: {msg}")
+        return "; ".join(parts)
+    return str(exc)

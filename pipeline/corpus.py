@@ -1,0 +1,179 @@
+"""Whole-corpus steps: run a build end to end, finalise it (ledger, manifest, card), validate it."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.build import (
+    PROGRESS_DIR,
+    Rejection,
+    SourceInput,
+    UnitResult,
+    completion_path,
+    discover,
+    plan_units,
+    run_units,
+)
+from pipeline.card import render_card
+from pipeline.config import BuildConfig
+from pipeline.shards import sha256_file, write_table_atomic, write_text_atomic
+from schemas import CANONICAL_LEADS, SCHEMA_VERSION, FileEntry, Manifest, SourceCounts
+from schemas.corpus import check_schema_version, corpus_schema, rejection_schema
+
+MANIFEST = "manifest.json"
+REJECTIONS = "rejections.parquet"
+CARD = "README.md"
+
+
+def rejection_table(rejections: Sequence[Rejection]) -> pa.Table:
+    """The ledger as a table, sorted by source and record id."""
+    ordered = sorted(rejections, key=lambda r: (r.source, r.record_id))
+    return pa.table(
+        {
+            "source": [r.source for r in ordered],
+            "record_id": [r.record_id for r in ordered],
+            "reason": [r.reason for r in ordered],
+            "detail": [r.detail for r in ordered],
+        },
+        schema=rejection_schema(),
+    )
+
+
+def source_counts(src: SourceInput, results: Sequence[UnitResult], synthetic: bool) -> SourceCounts:
+    """Seen, kept per split and rejected per reason for one source."""
+    mine = [r for r in results if r.source == src.name]
+    kept: Counter = Counter()
+    for r in mine:
+        kept[r.split] += r.rows
+    reasons = Counter(x.reason for x in src.rejections)
+    reasons.update(x.reason for r in mine for x in r.rejections)
+    return SourceCounts(
+        seen=src.seen, kept=dict(sorted(kept.items())), rejected=dict(sorted(reasons.items())),
+        synthetic=synthetic,
+    )
+
+
+def remove_stale(out: Path, keep: set[str], sources: Sequence[str]) -> None:
+    """Delete shards and completion records of earlier plans that this plan does not produce."""
+    for source in sources:
+        for path in (out / source).glob("*.parquet"):
+            if f"{source}/{path.name}" not in keep:
+                path.unlink()
+        for path in (out / PROGRESS_DIR / source).glob("*.json"):
+            if f"{source}/{path.name.removesuffix('.json')}" not in keep:
+                path.unlink()
+        for tmp in (out / source).glob(".*.tmp-*"):
+            tmp.unlink()
+
+
+def finalise(cfg: BuildConfig, sources: Sequence[SourceInput], results: Sequence[UnitResult],
+             out: Path) -> Manifest:
+    """Write the rejection ledger, manifest and dataset card; return the manifest."""
+    out = Path(out)
+    rejections = [x for s in sources for x in s.rejections] + [x for r in results for x in r.rejections]
+    ledger = out / REJECTIONS
+    write_table_atomic(ledger, rejection_table(rejections))
+    files = sorted(
+        (FileEntry(path=r.path, rows=r.rows, sha256=r.sha256, source=r.source, split=r.split)
+         for r in results if r.rows),
+        key=lambda f: f.path,
+    )
+    remove_stale(out, {r.path for r in results}, [s.name for s in sources])
+    templates: Counter = Counter()
+    for r in results:
+        templates.update(r.templates)
+    manifest = Manifest(
+        schema_version=SCHEMA_VERSION,
+        config=cfg.model_dump(mode="json"),
+        config_hash=cfg.content_hash(),
+        lead_order=list(CANONICAL_LEADS),
+        fs=cfg.signal.fs,
+        n_samples=cfg.signal.n_samples,
+        files=files,
+        rejections=FileEntry(path=REJECTIONS, rows=len(rejections), sha256=sha256_file(ledger)),
+        counts={s.name: source_counts(s, results, cfg.synthetic) for s in sources},
+        splits={s.name: {"patients": s.audit.patients, "leaking_patients": s.audit.leaking_patients}
+                for s in sources},
+        templates=dict(sorted(templates.items())),
+    )
+    problems = manifest.check_counts()
+    if problems:
+        raise RuntimeError("corpus counts do not add up: " + "; ".join(problems))
+    write_text_atomic(out / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
+    write_text_atomic(out / CARD, render_card(manifest))
+    return manifest
+
+
+def build_corpus(cfg: BuildConfig, on_done: Callable[[UnitResult], None] | None = None,
+                 on_plan: Callable[[int], None] | None = None) -> Manifest:
+    """Build (or resume) the corpus described by ``cfg`` into ``cfg.out``."""
+    if cfg.ptbxl is None and cfg.mimic is None:
+        raise ValueError("no input: give a PTB-XL and/or a MIMIC-IV-ECG folder")
+    sources = discover(cfg)
+    units = plan_units(cfg, sources)
+    if on_plan:
+        on_plan(sum(len(u.records) for u in units))
+    results = run_units(units, cfg, cfg.out, on_done)
+    return finalise(cfg, sources, sorted(results, key=lambda r: r.path), cfg.out)
+
+
+def validate_corpus(corpus: Path) -> list[str]:
+    """Problems found in a corpus directory (empty list = valid)."""
+    corpus = Path(corpus)
+    try:
+        manifest = Manifest.model_validate_json((corpus / MANIFEST).read_text())
+    except FileNotFoundError:
+        return [f"{MANIFEST} not found in {corpus}"]
+    except ValueError as exc:
+        return [f"{MANIFEST} is not a valid manifest: {exc}"]
+    try:
+        check_schema_version(manifest.schema_version)
+    except ValueError as exc:
+        return [str(exc)]
+    problems = list(manifest.check_counts())
+    expected_schema = corpus_schema(manifest.n_samples)
+    listed = {f.path for f in manifest.files}
+    for entry in [*manifest.files, manifest.rejections]:
+        path = corpus / entry.path
+        if not path.is_file():
+            problems.append(f"{entry.path}: missing")
+            continue
+        if sha256_file(path) != entry.sha256:
+            problems.append(f"{entry.path}: sha256 differs from the manifest")
+            continue
+        meta = pq.read_metadata(path)
+        if meta.num_rows != entry.rows:
+            problems.append(f"{entry.path}: {meta.num_rows} rows, manifest says {entry.rows}")
+        if entry.path in listed and not meta.schema.to_arrow_schema().equals(
+            expected_schema, check_metadata=False
+        ):
+            problems.append(f"{entry.path}: schema differs from schema {manifest.schema_version}")
+    for source in manifest.counts:
+        for path in sorted((corpus / source).glob("*.parquet")):
+            if f"{source}/{path.name}" not in listed:
+                problems.append(f"{source}/{path.name}: not listed in the manifest")
+    return problems
+
+
+def read_manifest(corpus: Path) -> Manifest:
+    """The manifest of a corpus directory."""
+    return Manifest.model_validate_json((Path(corpus) / MANIFEST).read_text())
+
+
+def manifest_summary(manifest: Manifest) -> dict:
+    """Counts in a JSON-friendly form (for logs and artifacts)."""
+    return json.loads(manifest.model_dump_json(include={"counts", "splits", "templates"}))
+
+
+def with_demo_inputs(cfg: BuildConfig, demo_dir: Path) -> BuildConfig:
+    """``cfg`` pointed at freshly written synthetic demo folders (deterministic, labelled synthetic)."""
+    from pipeline.sources.demo import write_demo
+
+    paths = write_demo(Path(demo_dir))
+    return cfg.model_copy(update={"ptbxl": paths.ptbxl, "mimic": paths.mimic, "synthetic": True})
