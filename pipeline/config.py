@@ -140,7 +140,7 @@ def config_error_line(exc: Exception) -> str:
         parts = []
         for err in exc.errors():
             where = ".".join(str(x) for x in err["loc"]) or "config"
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
             parts.append(f"{where}: {msg}")
         return "; ".join(parts)
     return str(exc)

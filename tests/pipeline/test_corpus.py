@@ -1,0 +1,159 @@
+"""End to end on the real PTB-XL sample and MIMIC-layout records re-encoded from it."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import wfdb
+
+from pipeline.cli import main
+from pipeline.config import BuildConfig
+from pipeline.corpus import build_corpus, read_manifest, validate_corpus
+from pipeline.leads import canonical_order
+from pipeline.sources.demo import write_mimic_record, write_ptbxl_record
+from schemas import CANONICAL_LEADS
+
+REAL_500HZ = ["6000", "6001", "6002", "6004", "6005", "6006", "6007", "6008"]
+MIMIC_HEADER = (
+    "subject_id,study_id,cart_id,ecg_time,"
+    + ",".join(f"report_{i}" for i in range(18))
+    + ",bandwidth,filtering,rr_interval,p_onset,p_end,qrs_onset,qrs_end,t_end,p_axis,qrs_axis,t_axis"
+)
+
+
+def rows_by_id(corpus: Path) -> dict[str, dict]:
+    """Every row of a corpus keyed by id."""
+    out = {}
+    for f in read_manifest(corpus).files:
+        for row in pq.read_table(corpus / f.path).to_pylist():
+            out[row["id"]] = row
+    return out
+
+
+def real_canonical(ptbxl: Path, ecg_id: str) -> np.ndarray:
+    """A real PTB-XL record read by wfdb, in canonical lead order."""
+    rec = wfdb.rdrecord(str(ptbxl / f"records500/06000/{int(ecg_id):05d}_hr"))
+    return rec.p_signal.T[canonical_order(rec.sig_name)]
+
+
+def write_mimic_from_ptbxl(ptbxl: Path, root: Path) -> dict[str, str]:
+    """Re-encode the real 500 Hz PTB-XL records as a MIMIC-IV-ECG folder; study id -> ecg_id."""
+    root.mkdir(parents=True)
+    mapping, records, measurements = {}, [], []
+    for n, ecg_id in enumerate(REAL_500HZ):
+        subject, study = 10000000 + n * 7, 40000000 + int(ecg_id)
+        rel = write_mimic_record(root, subject, study, real_canonical(ptbxl, ecg_id))
+        rel = Path(rel).relative_to(root).as_posix() if Path(rel).is_absolute() else str(rel)
+        records.append([subject, study, study, "2180-01-01 00:00:00", rel])
+        reports = ["Sinus rhythm", "Normal ECG"] + [""] * 16
+        measurements.append([subject, study, 1, "2180-01-01 00:00:00", *reports,
+                             "0.005-150 Hz", "60 Hz notch Baseline filter",
+                             800, 40, 128, 170, 258, 518, 81, 77, 79])
+        mapping[str(study)] = ecg_id
+    with open(root / "record_list.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["subject_id", "study_id", "file_name", "ecg_time", "path"])
+        w.writerows(records)
+    with open(root / "machine_measurements.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(MIMIC_HEADER.split(","))
+        w.writerows(measurements)
+    return mapping
+
+
+@pytest.fixture(scope="module")
+def real_build(ptbxl_sample: Path, tmp_path_factory) -> tuple[Path, Path, dict[str, str]]:
+    """The real PTB-XL sample plus its MIMIC-layout re-encoding, built with normalise: none."""
+    tmp = tmp_path_factory.mktemp("real")
+    mapping = write_mimic_from_ptbxl(ptbxl_sample, tmp / "mimic")
+    cfg = BuildConfig(ptbxl=ptbxl_sample, mimic=tmp / "mimic", out=tmp / "corpus", workers=2)
+    build_corpus(cfg)
+    return tmp / "corpus", tmp, mapping
+
+
+def test_real_ptbxl_rows_equal_wfdb_signal(real_build, ptbxl_sample):
+    corpus, _, _ = real_build
+    rows = rows_by_id(corpus)
+    for ecg_id in REAL_500HZ:
+        row = rows[f"ptbxl/{ecg_id}"]
+        ecg = np.asarray(row["ecg"], dtype=np.float32)
+        expected = real_canonical(ptbxl_sample, ecg_id)
+        assert ecg.shape == (12, 5000)
+        # float16 keeps 11 significant bits: relative error <= 2**-11, plus subnormal floor.
+        np.testing.assert_allclose(ecg, expected, rtol=2**-11, atol=1e-4)
+        assert row["messages"][0]["role"] == "user" and row["messages"][1]["role"] == "assistant"
+        assert row["report_original"] and row["patient_id"].isdigit()
+
+
+def test_mimic_layout_equals_ptbxl_after_canonical_order(real_build):
+    corpus, _, mapping = real_build
+    rows = rows_by_id(corpus)
+    for study, ecg_id in mapping.items():
+        mimic = np.asarray(rows[f"mimic/{study}"]["ecg"], dtype=np.float32)
+        ptbxl = np.asarray(rows[f"ptbxl/{ecg_id}"]["ecg"], dtype=np.float32)
+        # MIMIC's gain is 200/mV: 5 µV steps, so ±2.5 µV of rounding, plus float16 rounding.
+        np.testing.assert_allclose(mimic, ptbxl, rtol=2**-10, atol=2.6e-3)
+        # aVL and aVF are distinct leads: a swap would be far outside the tolerance above.
+        assert np.abs(ptbxl[4] - ptbxl[5]).max() > 0.05
+
+
+def test_manifest_counts_and_rejections(real_build):
+    corpus, _, _ = real_build
+    manifest = read_manifest(corpus)
+    assert manifest.lead_order == list(CANONICAL_LEADS)
+    ptbxl = manifest.counts["ptbxl"]
+    # 9 metadata rows; ecg_id 1 has only its 100 Hz copy in the sample.
+    assert ptbxl.seen == 9 and ptbxl.rejected == {"missing_file": 1}
+    assert ptbxl.kept_total == 8 and manifest.counts["mimic"].kept_total == 8
+    assert manifest.splits["ptbxl"].leaking_patients == 0
+    assert validate_corpus(corpus) == []
+    ledger = pq.read_table(corpus / "rejections.parquet").to_pylist()
+    assert ledger == [{"source": "ptbxl", "record_id": "1", "reason": "missing_file",
+                       "detail": "00001_hr.hea not found"}]
+
+
+def test_rows_load_with_datasets_offline(real_build):
+    datasets = pytest.importorskip("datasets")
+    corpus, _, _ = real_build
+    ds = datasets.load_dataset(str(corpus))
+    assert set(ds) == {f.split for f in read_manifest(corpus).files}
+    n = sum(len(ds[s]) for s in ds)
+    assert n == 16
+    ptbxl = datasets.load_dataset(str(corpus), "ptbxl")
+    assert sum(len(ptbxl[s]) for s in ptbxl) == 8
+    row = ds["train"].with_format("numpy", dtype=np.float16)[0]
+    assert row["ecg"].shape == (12, 5000) and row["ecg"].dtype == np.float16
+
+
+def test_two_builds_identical_and_validate_catches_flipped_byte(real_build, ptbxl_sample, tmp_path):
+    corpus, tmp, _ = real_build
+    again = tmp_path / "again"
+    cfg = BuildConfig(ptbxl=ptbxl_sample, mimic=tmp / "mimic", out=again, workers=1)
+    build_corpus(cfg)
+    first, second = read_manifest(corpus), read_manifest(again)
+    assert [(f.path, f.sha256) for f in first.files] == [(f.path, f.sha256) for f in second.files]
+    assert first.rejections.sha256 == second.rejections.sha256
+    shard = again / second.files[0].path
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    assert any("sha256" in p for p in validate_corpus(again))
+    assert main(["validate", str(again)]) == 1
+    assert main(["validate", str(corpus)]) == 0
+
+
+def test_resume_skips_finished_units_and_replaces_a_missing_shard(real_build, ptbxl_sample, tmp_path):
+    corpus, tmp, _ = real_build
+    out = tmp_path / "resume"
+    shutil.copytree(corpus, out)
+    victim = read_manifest(corpus).files[0]
+    (out / victim.path).unlink()
+    cfg = BuildConfig(ptbxl=ptbxl_sample, mimic=tmp / "mimic", out=out, workers=1)
+    manifest = build_corpus(cfg)
+    assert [f.sha256 for f in manifest.files] == [f.sha256 for f in read_manifest(corpus).files]
+    assert validate_corpus(out) == []
