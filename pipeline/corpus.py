@@ -175,5 +175,5 @@ def with_demo_inputs(cfg: BuildConfig, demo_dir: Path) -> BuildConfig:
     """``cfg`` pointed at freshly written synthetic demo folders (deterministic, labelled synthetic)."""
     from pipeline.sources.demo import write_demo
 
-    paths = write_demo(Path(demo_dir))
+    paths = write_demo(Path(demo_dir), overwrite=True)
     return cfg.model_copy(update={"ptbxl": paths.ptbxl, "mimic": paths.mimic, "synthetic": True})
