@@ -241,7 +241,8 @@ def condition(batch: list[Loaded], cfg: BuildConfig, reject: Callable[[dict, str
     for b, v in zip(batch, verdicts):
         if v is not None:
             reject(b.row, *v)
-    x, batch = x[keep], [b for b, k in zip(batch, keep) if k]
+    if not all(keep):
+        x, batch = x[keep], [b for b, k in zip(batch, keep) if k]
     if not batch:
         return None
     x, repaired = sig.interpolate_nonfinite(x)
@@ -250,14 +251,17 @@ def condition(batch: list[Loaded], cfg: BuildConfig, reject: Callable[[dict, str
     for b, v in zip(batch, verdicts):
         if v is not None:
             reject(b.row, *v)
-    x, repaired, batch = x[keep], repaired[keep], [b for b, k in zip(batch, keep) if k]
+    if not all(keep):
+        x, repaired, batch = x[keep], repaired[keep], [b for b, k in zip(batch, keep) if k]
     if not batch:
         return None
     x = sig.apply_filters(x, fs, s)
     x = sig.resample(x, fs, s.fs)
     x, cropped, padded = sig.fix_length(x, s.n_samples)
     x = sig.normalise(x, s.normalise)
-    return Conditioned([b.row for b in batch], sig.to_float16(x), cropped, padded, repaired, fs)
+    bounded = s.normalise != "none"  # z-scores and min-max values are always in float16 range
+    ecg = sig.to_float16(x, clip=not bounded)
+    return Conditioned([b.row for b in batch], ecg, cropped, padded, repaired, fs)
 
 
 def render_context(row: dict, source: str, cfg: BuildConfig) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.config import SignalConfig
+from pipeline.kernels import lead_extremes
 from pipeline.signal import nan_stats
 from schemas import CANONICAL_LEADS
 
@@ -46,11 +47,10 @@ def check_flat_and_saturation(x: np.ndarray, cfg: SignalConfig) -> list[tuple[st
     A lead is saturated when more than ``saturation_fraction`` of its samples sit exactly at its
     maximum, or exactly at its minimum: a clipped amplifier, not an ECG.
     """
-    hi = x.max(axis=-1, keepdims=True)
-    lo = x.min(axis=-1, keepdims=True)
-    ptp = (hi - lo)[..., 0]
+    hi, lo, n_hi, n_lo = lead_extremes(x)
+    ptp = hi - lo
     flat = ptp < cfg.flat_threshold_mv
-    at_rail = np.maximum((x == hi).mean(axis=-1), (x == lo).mean(axis=-1))
+    at_rail = np.maximum(n_hi, n_lo) / x.shape[-1]
     saturated = (at_rail > cfg.saturation_fraction) & ~flat
     out: list[tuple[str, str] | None] = []
     for b, (f, s) in enumerate(zip(_first_bad_lead(flat), _first_bad_lead(saturated))):

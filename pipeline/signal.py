@@ -8,7 +8,8 @@ return float32.
 Equivalences with neurokit2 0.3 (asserted lead by lead in ``tests/pipeline/test_signal.py``):
 
 * band-pass / high-pass = ``nk.signal_filter(sig, sampling_rate=fs, lowcut=..., highcut=...,
-  method="butterworth", order=order)`` (scipy ``butter`` SOS + ``sosfiltfilt``);
+  method="butterworth", order=order)`` (scipy ``butter`` SOS + ``sosfiltfilt``; ours runs the same
+  algorithm over all channels at once, see :mod:`pipeline.kernels`);
 * notch = ``neurokit2.signal.signal_filter._signal_filter_iirnotch(sig, fs, cutoff=notch_hz,
   Q=notch_quality)`` (scipy ``iirnotch`` + ``filtfilt``). The public ``method="iirnotch"`` path
   hard-codes ``cutoff=0.05, Q=0.005`` and ``method="powerline"`` is a moving average, so neither
@@ -25,6 +26,7 @@ import numpy as np
 import scipy.signal
 
 from pipeline.config import SignalConfig
+from pipeline.kernels import sosfiltfilt, zscore
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504.0
 
@@ -112,15 +114,15 @@ def apply_filters(x: np.ndarray, fs: float, cfg: SignalConfig) -> np.ndarray:
     """
     if cfg.bandpass_hz is None and cfg.highpass_hz is None and cfg.notch_hz is None:
         return x
-    y = np.asarray(x, dtype=np.float64)
+    y = x
     if cfg.bandpass_hz is not None:
         lo, hi = cfg.bandpass_hz
-        y = scipy.signal.sosfiltfilt(butter_sos(fs, lo, hi, cfg.filter_order), y, axis=-1)
+        y = sosfiltfilt(butter_sos(fs, lo, hi, cfg.filter_order), y)
     if cfg.highpass_hz is not None:
-        y = scipy.signal.sosfiltfilt(butter_sos(fs, cfg.highpass_hz, None, cfg.filter_order), y, axis=-1)
+        y = sosfiltfilt(butter_sos(fs, cfg.highpass_hz, None, cfg.filter_order), y)
     if cfg.notch_hz is not None:
         b, a = scipy.signal.iirnotch(w0=cfg.notch_hz, Q=cfg.notch_quality, fs=fs)
-        y = scipy.signal.filtfilt(b, a, y, axis=-1)
+        y = scipy.signal.filtfilt(b, a, np.asarray(y, dtype=np.float64), axis=-1)
     return y.astype(x.dtype, copy=False)
 
 
@@ -158,18 +160,18 @@ def normalise(x: np.ndarray, mode: str) -> np.ndarray:
         return x
     if mode not in ("zscore", "meit"):
         raise ValueError(f"normalise: unknown mode {mode!r}")
-    axes = -1 if mode == "zscore" else (-2, -1)
-    lo = x.min(axis=axes, keepdims=True)
-    span = x.max(axis=axes, keepdims=True) - lo  # exact: 0 only for a constant lead/record
     if mode == "zscore":
-        # float64 accumulators: numpy sums pairwise only along a contiguous axis
-        centred = x - x.mean(axis=axes, keepdims=True, dtype=np.float64).astype(x.dtype)
-        scale = np.sqrt(np.mean(np.square(centred), axis=axes, keepdims=True, dtype=np.float64))
-    else:
-        centred, scale = x - lo, span  # division, not a reciprocal product: max maps to exactly 1
-    return centred / np.where(span > 0, scale, np.inf).astype(x.dtype)  # constant -> 0 / inf = 0
+        return zscore(x)  # float64 accumulators; a constant lead becomes 0
+    lo = x.min(axis=(-2, -1), keepdims=True)
+    # division, not a reciprocal product: the max maps to exactly 1
+    centred, scale = x - lo, x.max(axis=(-2, -1), keepdims=True) - lo
+    return centred / np.where(scale > 0, scale, np.inf).astype(x.dtype)  # constant -> 0 / inf = 0
 
 
-def to_float16(x: np.ndarray) -> np.ndarray:
-    """Cast to float16, clipping values beyond its range to +-65504 (never inf; NaN stays NaN)."""
-    return np.clip(x, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16)
+def to_float16(x: np.ndarray, clip: bool = True) -> np.ndarray:
+    """Cast to float16, clipping values beyond its range to +-65504 (never inf; NaN stays NaN).
+
+    ``clip=False`` skips the clipping pass for data known to be in range (z-scores of N samples
+    are bounded by sqrt(N); min-max output lies in [0, 1]).
+    """
+    return (np.clip(x, -FLOAT16_MAX, FLOAT16_MAX) if clip else x).astype(np.float16)
