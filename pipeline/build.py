@@ -13,8 +13,8 @@ import json
 import multiprocessing
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,9 +27,9 @@ from pipeline import signal as sig
 from pipeline.config import BuildConfig
 from pipeline.errors import RecordRejected
 from pipeline.leads import canonical_order
-from pipeline.prompts import DATASET_NAMES, Catalog, choose_template, load_catalog, render
+from pipeline.prompts import DATASET_NAMES, Catalog, choose_template, load_catalog, render_pair
 from pipeline.quality import check_flat_and_saturation, check_missing
-from pipeline.reports import clean_report, word_count
+from pipeline.reports import ReportCleaner, ReportText
 from pipeline.shards import (
     ShardWriter,
     sha256_file,
@@ -40,7 +40,8 @@ from pipeline.shards import (
 )
 from pipeline.sources.mimic import prepare_mimic
 from pipeline.sources.ptbxl import prepare_ptbxl
-from pipeline.splits import SplitAudit, assign_splits, audit_splits
+from pipeline.tasks import available_tasks, draw_tasks, load_scp_statements, record_facts
+from pipeline.splits import SplitAudit, assign_splits, audit_splits, split_mode
 from pipeline.wfdb_io import RawRecord, read_record, resolve_record
 from schemas import CANONICAL_LEADS, SCHEMA_VERSION, SPLITS, corpus_schema
 
@@ -98,8 +99,11 @@ class UnitResult:
     rows: int
     sha256: str
     inputs: int
+    kept: int = 0
     rejections: list[Rejection] = field(default_factory=list)
     templates: dict[str, int] = field(default_factory=dict)
+    tasks: dict[str, int] = field(default_factory=dict)
+    text: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -114,18 +118,16 @@ class UnitResult:
 # ---------------------------------------------------------------- discovery
 
 
-def metadata_rejection(row: dict, source: str, min_words: int) -> Rejection | None:
-    """Reject a record on its metadata alone (no split, no usable report, bad path), else None."""
+def metadata_rejection(row: dict, source: str) -> Rejection | None:
+    """Reject a record on its metadata alone (no split, no record path, bad path), else None.
+
+    Report text is checked later, in the worker that cleans it (translation runs in parallel).
+    """
     rid = row["record_id"]
     if row.get("split") is None:
         return Rejection(source, rid, "no_split", f"no split for strat_fold={row.get('strat_fold')}")
     if not row["path"]:
         return Rejection(source, rid, "missing_file", "no record path in the metadata")
-    report = clean_report(source, row["report"], row.get("statements"))
-    if word_count(report) < max(min_words, 1):
-        return Rejection(
-            source, rid, "empty_report", f"report has {word_count(report)} words: {report!r}"
-        )
     try:
         resolve_record(Path(row.get("_root", ".")), row["path"])
     except RecordRejected as exc:
@@ -142,15 +144,16 @@ def discover_source(name: str, root: Path, cfg: BuildConfig) -> SourceInput:
     else:
         raise ValueError(f"unknown source {name!r}")
     frame = assign_splits(frame, name, cfg.split)
+    mode = split_mode(name, cfg.split)
     rejections, keep = [], []
     for row in frame.iter_rows(named=True):
-        rej = metadata_rejection({**row, "_root": str(root)}, name, cfg.text.min_report_words)
+        rej = metadata_rejection({**row, "_root": str(root)}, name)
         keep.append(rej is None)
         if rej is not None:
             rejections.append(rej)
     kept = frame.filter(pl.Series(keep, dtype=pl.Boolean)) if frame.height else frame
-    audit = audit_splits(kept)
-    if audit.leaking_patients:
+    audit = audit_splits(kept, mode)
+    if audit.leaking_patients and not audit.leaks_by_design:
         raise ValueError(f"{name}: {audit.leaking_patients} patients fall in more than one split")
     return SourceInput(name, str(root), kept, tuple(rejections), audit, frame.height)
 
@@ -165,29 +168,47 @@ def discover(cfg: BuildConfig) -> list[SourceInput]:
 
 
 def unit_key(cfg: BuildConfig, source: str, split: str, index: int, count: int,
-             records: Sequence[dict]) -> str:
-    """Fingerprint of everything a unit's output depends on (config, code version, its records)."""
+             records: Sequence[dict], fingerprints: Sequence[str] = ()) -> str:
+    """Fingerprint of everything a unit's output depends on (config, code version, its records).
+
+    ``fingerprints`` are the records' input fingerprints (header, data and metadata row, see
+    :mod:`pipeline.refresh`), so a changed waveform file changes the key and the shard is redone.
+    """
     payload = json.dumps(
-        [cfg.content_hash(), __version__, SCHEMA_VERSION, source, split, index, count, records],
+        [cfg.content_hash(), __version__, SCHEMA_VERSION, source, split, index, count, records,
+         list(fingerprints)],
         sort_keys=True, default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def plan_units(cfg: BuildConfig, sources: Sequence[SourceInput]) -> list[WorkUnit]:
-    """One unit per (source, split, shard); a record's shard is a stable hash bucket of its id."""
+def plan_units(cfg: BuildConfig, sources: Sequence[SourceInput],
+               fingerprints: Mapping[str, str] | None = None) -> list[WorkUnit]:
+    """One unit per (source, split, shard); a record's shard is a stable hash bucket of its id.
+
+    With ``cfg.shards_per_split`` the bucket count is fixed, so a record's shard never depends on
+    the other records (what incremental refresh needs); empty buckets get no unit. ``fingerprints``
+    (row id -> input fingerprint) are computed here when not given.
+    """
+    from pipeline.refresh import input_fingerprints
+
+    if fingerprints is None:
+        fingerprints = input_fingerprints(sources)
     units = []
     for src in sources:
         for split in SPLITS:
             rows = src.records.filter(pl.col("split") == split).to_dicts()
             if not rows:
                 continue
-            count = shard_count(len(rows), cfg.records_per_shard)
+            count = cfg.shards_per_split or shard_count(len(rows), cfg.records_per_shard)
             buckets: dict[int, list[dict]] = {i: [] for i in range(count)}
             for row in rows:
                 buckets[shard_bucket(f"{src.name}/{row['record_id']}", count)].append(row)
             for index, members in buckets.items():
-                key = unit_key(cfg, src.name, split, index, count, members)
+                if not members:
+                    continue
+                prints = [fingerprints.get(f"{src.name}/{m['record_id']}", "") for m in members]
+                key = unit_key(cfg, src.name, split, index, count, members, prints)
                 units.append(WorkUnit(src.name, src.root, split, index, count, tuple(members), key))
     return units
 
@@ -264,8 +285,25 @@ def condition(batch: list[Loaded], cfg: BuildConfig, reject: Callable[[dict, str
     return Conditioned([b.row for b in batch], ecg, cropped, padded, repaired, fs)
 
 
+@dataclass
+class UnitTools:
+    """What a worker loads once per unit: templates, report cleaner, SCP catalogue, and tallies."""
+
+    catalog: Catalog
+    cleaner: ReportCleaner
+    scp: dict
+    texts: dict[str, ReportText] = field(default_factory=dict)
+    templates: Counter = field(default_factory=Counter)
+    tasks: Counter = field(default_factory=Counter)
+
+    @classmethod
+    def load(cls, cfg: BuildConfig, unit: WorkUnit) -> "UnitTools":
+        scp = load_scp_statements(Path(unit.root)) if unit.source == "ptbxl" else {}
+        return cls(load_catalog(), ReportCleaner.from_config(cfg.text), scp)
+
+
 def render_context(row: dict, source: str, cfg: BuildConfig) -> dict:
-    """The variables a template may use for this record."""
+    """The record-level variables a template may use (see ``prompts.CONTEXT_FIELDS``)."""
     duration = cfg.signal.duration_s
     return {
         "age": row.get("age"),
@@ -278,42 +316,93 @@ def render_context(row: dict, source: str, cfg: BuildConfig) -> dict:
     }
 
 
-def to_table(c: Conditioned, unit: WorkUnit, cfg: BuildConfig, catalog: Catalog,
-             templates: Counter) -> pa.Table:
-    """Arrow table of conditioned records, with the instruction rendered for each."""
-    n = len(c.rows)
-    columns: dict[str, list] = {name: [] for name in corpus_schema(1).names if name != "ecg"}
-    for row, repaired in zip(c.rows, c.nan_repaired):
-        row_id = f"{unit.source}/{row['record_id']}"
-        context = render_context(row, unit.source, cfg)
-        template = choose_template(catalog, row_id, unit.source, context, cfg.text.template_seed)
-        templates[template.id] += 1
-        report = clean_report(unit.source, row["report"], row.get("statements"))
-        values = {
-            "id": row_id, "source": unit.source, "record_id": row["record_id"],
+def record_examples(row: dict, unit: WorkUnit, cfg: BuildConfig, tools: UnitTools
+                    ) -> list[dict]:
+    """The examples of one record: the report first, then drawn question–answer tasks.
+
+    Each is a dict with the row id, example index, template, task and the two turns.
+    """
+    record_key = f"{unit.source}/{row['record_id']}"
+    text = tools.texts[row["record_id"]]
+    facts = record_facts(row, unit.source, tools.scp, cfg.text.scp_min_likelihood)
+    context = {**render_context(row, unit.source, cfg), **facts, "report": text.report}
+    tasks = ["report_generation"] + draw_tasks(
+        record_key, available_tasks(facts), cfg.text.task_weights,
+        cfg.text.examples_per_record - 1, cfg.text.template_seed,
+    )
+    examples = []
+    for k, task in enumerate(tasks):
+        template = choose_template(
+            tools.catalog, record_key, unit.source, context, cfg.text.template_seed, task
+        )
+        user, assistant = render_pair(tools.catalog, template, context)
+        tools.templates[template.id] += 1
+        tools.tasks[task] += 1
+        examples.append({
+            "id": record_key if k == 0 else f"{record_key}/{task}", "example": k,
+            "template_id": template.id, "task": task,
+            "messages": [{"role": "user", "content": user},
+                         {"role": "assistant", "content": assistant}],
+        })
+    return examples
+
+
+def to_table(c: Conditioned, unit: WorkUnit, cfg: BuildConfig, tools: UnitTools) -> pa.Table:
+    """Arrow table of conditioned records: one row per example, instructions rendered."""
+    schema = corpus_schema(cfg.signal.n_samples)
+    columns: dict[str, list] = {name: [] for name in schema.names if name != "ecg"}
+    take: list[int] = []  # which record's signal each row carries
+    for i, (row, repaired) in enumerate(zip(c.rows, c.nan_repaired)):
+        text = tools.texts[row["record_id"]]
+        shared = {
+            "source": unit.source, "record_id": row["record_id"],
             "patient_id": row["patient_id"], "split": unit.split, "fs": cfg.signal.fs,
-            "messages": [
-                {"role": "user", "content": render(catalog, template, context)},
-                {"role": "assistant", "content": report},
-            ],
-            "template_id": template.id, "task": template.task, "report": report,
-            "report_original": row["report"], "age": row.get("age"), "sex": row.get("sex"),
-            "source_fs": int(round(c.source_fs)), "n_cropped": c.n_cropped,
-            "n_padded": c.n_padded, "nan_repaired": int(repaired),
+            "report": text.report, "report_original": row["report"],
+            "report_language": text.language, "untranslated": list(text.untranslated),
+            "dropped_statements": list(text.dropped), "age": row.get("age"),
+            "sex": row.get("sex"), "source_fs": int(round(c.source_fs)),
+            "n_cropped": c.n_cropped, "n_padded": c.n_padded, "nan_repaired": int(repaired),
             "scp_codes": row.get("scp_codes"), "strat_fold": row.get("strat_fold"),
             "measurements": row.get("measurements"),
         }
-        for name in columns:
-            columns[name].append(values[name])
-    t = cfg.signal.n_samples
-    flat = pa.array(np.ascontiguousarray(c.ecg).reshape(-1), type=pa.float16())
+        for example in record_examples(row, unit, cfg, tools):
+            values = {**shared, **example}
+            for name in columns:
+                columns[name].append(values[name])
+            take.append(i)
+    ecg16 = c.ecg if len(take) == len(c.rows) else c.ecg[take]
+    flat = pa.array(np.ascontiguousarray(ecg16).reshape(-1), type=pa.float16())
     ecg = pa.FixedSizeListArray.from_arrays(
-        pa.FixedSizeListArray.from_arrays(flat, t), len(CANONICAL_LEADS)
+        pa.FixedSizeListArray.from_arrays(flat, cfg.signal.n_samples), len(CANONICAL_LEADS)
     )
-    schema = corpus_schema(t)
     arrays = [ecg if f.name == "ecg" else pa.array(columns[f.name], type=f.type) for f in schema]
-    assert all(len(a) == n for a in arrays)
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def text_rejection(row: dict, source: str, tools: UnitTools) -> tuple[str, str] | None:
+    """Clean the record's report (kept for later) and reject it when too short."""
+    text = tools.cleaner.clean(source, row)
+    tools.texts[row["record_id"]] = text
+    need = tools.cleaner.min_words(source)
+    if text.words >= need:
+        return None
+    reason = "empty_report" if text.words == 0 else "short_report"
+    return reason, f"{text.words} words after cleaning (need {need}): {text.report!r}"
+
+
+def text_stats(texts: Sequence[ReportText]) -> dict:
+    """Per-unit language counts and translation coverage, summed over units in finalise."""
+    languages = Counter(t.language for t in texts)
+    foreign = [t for t in texts if t.language in ("de", "sv")]
+    untranslated = Counter(tok for t in foreign for tok in t.untranslated)
+    return {
+        "languages": dict(sorted(languages.items())),
+        "foreign_tokens": sum(t.n_tokens for t in foreign),
+        "translated_tokens": sum(t.n_translated for t in foreign),
+        "incomplete_reports": sum(1 for t in foreign if t.untranslated),
+        "untranslated": dict(sorted(untranslated.items())),
+        "dropped_statements": sum(len(t.dropped) for t in texts),
+    }
 
 
 def chunks(items: Sequence[dict], size: int) -> Iterator[Sequence[dict]]:
@@ -349,19 +438,23 @@ def process_unit(unit: WorkUnit, cfg: BuildConfig, out: Path) -> UnitResult:
     previous = finished_result(out, unit)
     if previous is not None:
         return previous
-    catalog = load_catalog()
+    tools = UnitTools.load(cfg, unit)
     rejections: list[Rejection] = []
-    templates: Counter = Counter()
 
     def reject(row: dict, reason: str, detail: str) -> None:
         rejections.append(Rejection(unit.source, row["record_id"], reason, detail))
 
     root = Path(unit.root)
     shard = out / unit.relpath
+    kept = 0
     with ShardWriter(shard, corpus_schema(cfg.signal.n_samples)) as writer:
         for batch in chunks(unit.records, cfg.batch_size):
             groups: dict[tuple[float, int], list[Loaded]] = {}
             for row in batch:
+                verdict = text_rejection(row, unit.source, tools)
+                if verdict is not None:
+                    reject(row, *verdict)
+                    continue
                 try:
                     loaded = load_one(root, row, cfg)
                 except RecordRejected as exc:
@@ -371,15 +464,19 @@ def process_unit(unit: WorkUnit, cfg: BuildConfig, out: Path) -> UnitResult:
             for group in groups.values():
                 conditioned = condition(group, cfg, reject)
                 if conditioned is not None:
-                    writer.write(to_table(conditioned, unit, cfg, catalog, templates))
+                    kept += len(conditioned.rows)
+                    writer.write(to_table(conditioned, unit, cfg, tools))
     rows = writer.rows
     if rows == 0:
         shard.unlink(missing_ok=True)
     result = UnitResult(
         key=unit.key, source=unit.source, split=unit.split, path=unit.relpath, rows=rows,
-        sha256=sha256_file(shard) if rows else "", inputs=len(unit.records),
+        sha256=sha256_file(shard) if rows else "", inputs=len(unit.records), kept=kept,
         rejections=sorted(rejections, key=lambda r: r.record_id),
-        templates=dict(sorted(templates.items())),
+        templates=dict(sorted(tools.templates.items())),
+        tasks=dict(sorted(tools.tasks.items())),
+        text=text_stats([tools.texts[r["record_id"]] for r in unit.records
+                         if r["record_id"] in tools.texts]),
     )
     write_text_atomic(completion_path(out, unit), result.to_json())
     return result
@@ -391,9 +488,19 @@ def worker_count(cfg: BuildConfig) -> int:
 
 
 def run_units(units: Sequence[WorkUnit], cfg: BuildConfig, out: Path,
-              on_done: Callable[[UnitResult], None] | None = None) -> list[UnitResult]:
-    """Process every unit, in a process pool when more than one worker is configured."""
+              on_done: Callable[[UnitResult], None] | None = None,
+              executor: Executor | None = None) -> list[UnitResult]:
+    """Process every unit: on ``executor`` when given (any ``concurrent.futures.Executor``, e.g.
+    a Dask ``Client.get_executor()``), else in a local process pool when more than one worker is
+    configured, else in this process."""
     results: list[UnitResult] = []
+    if executor is not None:
+        order = sorted(units, key=lambda u: -len(u.records))
+        for future in [executor.submit(process_unit, u, cfg, out) for u in order]:
+            results.append(future.result())
+            if on_done:
+                on_done(results[-1])
+        return results
     workers = min(worker_count(cfg), max(1, len(units)))
     if workers == 1:
         for unit in units:

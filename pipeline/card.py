@@ -71,7 +71,38 @@ def render_card(manifest: Manifest) -> str:
         "## Rows\n"
         f"`ecg` is float16, {len(CANONICAL_LEADS)} × {manifest.n_samples} at {manifest.fs} Hz, "
         f"leads in the order {' '.join(manifest.lead_order)}. `messages` holds the user "
-        "instruction then the assistant report; `report_original` the text as in the source. "
-        "Splits are patient-level. `manifest.json` has the build configuration, file checksums "
-        f"and counts (schema {manifest.schema_version}).\n"
+        "instruction then the assistant (the report, or a question's answer computed from the "
+        "record's own data); `report_original` the text as in the source. `manifest.json` has "
+        f"the build configuration, file checksums and counts (schema {manifest.schema_version}).\n\n"
+        f"## Splits\n{_splits_section(manifest)}\n\n"
+        f"## Text\n{_text_section(manifest)}\n"
     )
+
+
+SPLIT_MODES = {
+    "folds": "PTB-XL's stratified folds (patient-level)",
+    "patient": "stable hash of the patient id (patient-level)",
+    "meit": "MEIT's released record-level split: **leaks patients across splits**; for "
+            "comparison with the paper only",
+}
+
+
+def _splits_section(manifest: Manifest) -> str:
+    lines = []
+    for name, audit in sorted(manifest.splits.items()):
+        patients = ", ".join(f"{s} {audit.patients.get(s, 0)}" for s in SPLITS)
+        lines.append(f"- {name}: {SPLIT_MODES.get(audit.mode, audit.mode)}; patients: {patients}; "
+                     f"patients in more than one split: {audit.leaking_patients}")
+    return "\n".join(lines) or "- none"
+
+
+def _text_section(manifest: Manifest) -> str:
+    lines = []
+    for name, t in sorted(manifest.text.items()):
+        langs = ", ".join(f"{k} {v}" for k, v in t.get("languages", {}).items())
+        cov = t.get("translation_coverage")
+        cov_text = f"; translation coverage {cov:.2%} of {t['foreign_tokens']} tokens" if cov else ""
+        lines.append(f"- {name}: report languages {langs or 'n/a'}{cov_text}")
+    tasks = ", ".join(f"{k} {v}" for k, v in manifest.tasks.items())
+    lines.append(f"- rows per task: {tasks or 'n/a'}; templates used: {len(manifest.templates)}")
+    return "\n".join(lines)

@@ -62,15 +62,71 @@ class SignalConfig(_Strict):
         return int(round(self.fs * self.duration_s))
 
 
+TASKS = ("report_generation", "rhythm", "diagnosis", "heart_rate", "intervals", "axes")
+
+
 class TextConfig(_Strict):
-    """Instruction rendering."""
+    """Report cleaning and instruction rendering."""
 
     template_seed: int = Field(0, description="seed of the per-record template choice")
-    min_report_words: int = Field(1, ge=0, description="reports with fewer words are rejected")
+    translation: Literal["glossary", "csv", "marian", "none"] = Field(
+        "glossary", description="how PTB-XL's German/Swedish reports become English"
+    )
+    translation_csv: Path | None = Field(
+        None, description="pre-translated reports keyed by ecg_id (translation: csv)"
+    )
+    marian_model: Path | None = Field(
+        None, description="local MarianMT model directory (translation: marian)"
+    )
+    mimic_expand_abbreviations: bool = False
+    mimic_lowercase: bool = Field(True, description="lower-case MIMIC statements, as MEIT does")
+    min_report_words: int = Field(1, ge=0, description="PTB-XL reports with fewer words: rejected")
+    mimic_min_report_words: int = Field(
+        4, ge=0, description="MIMIC reports with fewer words after cleaning are rejected (MERL)"
+    )
+    examples_per_record: int = Field(
+        1, ge=1, le=len(TASKS), description="rows per record: the report, then drawn QA tasks"
+    )
+    task_weights: dict[str, float] = Field(
+        default_factory=lambda: {t: 1.0 for t in TASKS if t != "report_generation"},
+        description="relative weights of the extra tasks (examples 2..N of a record)",
+    )
+    scp_min_likelihood: float = Field(
+        50.0, ge=0, le=100, description="PTB-XL diagnostic statements below this are not answers"
+    )
+    meit_jsonl: bool = Field(False, description="also write MEIT's own jsonl next to the shards")
+
+    @field_validator("task_weights")
+    @classmethod
+    def _known_tasks(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = set(v) - set(TASKS)
+        if unknown:
+            raise ValueError(f"unknown tasks {sorted(unknown)}; known: {list(TASKS)}")
+        if any(w < 0 for w in v.values()):
+            raise ValueError("task weights must be >= 0")
+        return v
+
+    @model_validator(mode="after")
+    def _translation_inputs(self) -> "TextConfig":
+        if self.translation == "csv" and self.translation_csv is None:
+            raise ValueError("translation: csv needs translation_csv")
+        if self.translation == "marian" and self.marian_model is None:
+            raise ValueError("translation: marian needs marian_model")
+        return self
 
 
 class SplitConfig(_Strict):
-    """Patient-level split settings."""
+    """Split settings: patient-level by default.
+
+    ``mode: meit`` reproduces MEIT's released code for sources without folds (MIMIC): a seeded
+    record-level 90 / 9 / 1 split. It leaks patients across splits and is labelled so in the
+    manifest; use it only to compare with the paper.
+    """
+
+    mode: Literal["patient", "meit"] = "patient"
+    meit_fractions: dict[str, float] = Field(
+        default_factory=lambda: {"train": 0.90, "validation": 0.09, "test": 0.01}
+    )
 
     ptbxl_folds: dict[str, list[int]] = Field(
         default_factory=lambda: {"train": list(range(1, 9)), "validation": [9], "test": [10]}
@@ -83,8 +139,9 @@ class SplitConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "SplitConfig":
-        if abs(sum(self.hash_fractions.values()) - 1.0) > 1e-9:
-            raise ValueError("split.hash_fractions must sum to 1")
+        for name in ("hash_fractions", "meit_fractions"):
+            if abs(sum(getattr(self, name).values()) - 1.0) > 1e-9:
+                raise ValueError(f"split.{name} must sum to 1")
         folds = [f for v in self.ptbxl_folds.values() for f in v]
         if len(folds) != len(set(folds)):
             raise ValueError("split.ptbxl_folds: a fold is assigned to two splits")
@@ -101,11 +158,29 @@ class BuildConfig(_Strict):
     workers: int = Field(0, ge=0, description="worker processes; 0 = all cores")
     batch_size: int = Field(64, ge=1, description="records conditioned together")
     records_per_shard: int = Field(1000, ge=1, description="target rows per Parquet shard")
+    shards_per_split: int | None = Field(
+        None, ge=1,
+        description="fixed number of hash-bucket shards per (source, split). Set it for "
+        "incremental refresh: a record's shard then depends on its id alone, so added, changed "
+        "or removed records rewrite only their own shards. None = ceil(records / "
+        "records_per_shard), which renumbers every shard of a split whenever its shard count "
+        "changes (a refresh then rewrites that whole split).",
+    )
     limit: int | None = Field(None, ge=1, description="take only the first N records per source")
     signal: SignalConfig = SignalConfig()
     text: TextConfig = TextConfig()
     split: SplitConfig = SplitConfig()
     synthetic: bool = Field(False, description="inputs are the generated demo (set by the CLI)")
+
+    @field_validator("ptbxl", "mimic", "out", mode="before")
+    @classmethod
+    def _local_url(cls, v: object) -> object:
+        """``file://`` URLs (fsspec's local filesystem) become plain paths; other URLs stay."""
+        if isinstance(v, str) and v.startswith("file://"):
+            from fsspec.implementations.local import LocalFileSystem
+
+            return LocalFileSystem._strip_protocol(v)
+        return v
 
     @field_validator("ptbxl", "mimic")
     @classmethod

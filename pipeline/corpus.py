@@ -50,7 +50,7 @@ def source_counts(src: SourceInput, results: Sequence[UnitResult], synthetic: bo
     mine = [r for r in results if r.source == src.name]
     kept: Counter = Counter()
     for r in mine:
-        kept[r.split] += r.rows
+        kept[r.split] += r.kept
     reasons = Counter(x.reason for x in src.rejections)
     reasons.update(x.reason for r in mine for x in r.rejections)
     return SourceCounts(
@@ -72,6 +72,62 @@ def remove_stale(out: Path, keep: set[str], sources: Sequence[str]) -> None:
             tmp.unlink()
 
 
+MEIT_DIR = "meit"
+
+
+def write_meit_jsonl(out: Path, sources: Sequence[SourceInput], files: Sequence[FileEntry]
+                     ) -> list[FileEntry]:
+    """MEIT's own jsonl (``dataset``, ``id``, ``ecg_path``, ``messages``) per source and split.
+
+    ``ecg_path`` is the source WFDB record (no extension), which MEIT's released trainer reads
+    with ``wfdb``; rows come from the shards, so the jsonl and the shards always agree.
+    """
+    written = []
+    for src in sources:
+        paths = dict(zip(src.records["record_id"].to_list(), src.records["path"].to_list()))
+        for split in sorted({f.split for f in files if f.source == src.name}):
+            lines = []
+            for f in (f for f in files if f.source == src.name and f.split == split):
+                table = pq.read_table(out / f.path, columns=["id", "record_id", "messages"])
+                for row in table.to_pylist():
+                    lines.append(json.dumps({
+                        "dataset": src.name, "id": row["id"],
+                        "ecg_path": str(Path(src.root) / paths[row["record_id"]]),
+                        "messages": row["messages"],
+                    }, ensure_ascii=False))
+            rel = f"{MEIT_DIR}/{src.name}_{split}.jsonl"
+            write_text_atomic(out / rel, "\n".join(lines) + "\n")
+            written.append(FileEntry(path=rel, rows=len(lines), sha256=sha256_file(out / rel),
+                                     source=src.name, split=split))
+    return written
+
+
+def text_summary(unit_stats: Sequence[dict], top: int = 20) -> dict:
+    """One source's report-language counts and translation coverage, summed over its units."""
+    languages: Counter = Counter()
+    untranslated: Counter = Counter()
+    foreign = translated = incomplete = dropped = 0
+    for st in unit_stats:
+        if not st:
+            continue
+        languages.update(st["languages"])
+        untranslated.update(st["untranslated"])
+        foreign += st["foreign_tokens"]
+        translated += st["translated_tokens"]
+        incomplete += st["incomplete_reports"]
+        dropped += st["dropped_statements"]
+    return {
+        "languages": dict(sorted(languages.items())),
+        "translation_coverage": round(translated / foreign, 6) if foreign else None,
+        "foreign_tokens": foreign,
+        "translated_tokens": translated,
+        "incompletely_translated_reports": incomplete,
+        "top_untranslated": [[tok, n] for tok, n in sorted(
+            untranslated.items(), key=lambda kv: (-kv[1], kv[0]))[:top]],
+        "dropped_statements": dropped,
+    }
+
+
 def finalise(cfg: BuildConfig, sources: Sequence[SourceInput], results: Sequence[UnitResult],
              out: Path) -> Manifest:
     """Write the rejection ledger, manifest and dataset card; return the manifest."""
@@ -80,14 +136,21 @@ def finalise(cfg: BuildConfig, sources: Sequence[SourceInput], results: Sequence
     ledger = out / REJECTIONS
     write_table_atomic(ledger, rejection_table(rejections))
     files = sorted(
-        (FileEntry(path=r.path, rows=r.rows, sha256=r.sha256, source=r.source, split=r.split)
+        (FileEntry(path=r.path, rows=r.rows, sha256=r.sha256, source=r.source, split=r.split,
+                   records=r.kept)
          for r in results if r.rows),
         key=lambda f: f.path,
     )
     remove_stale(out, {r.path for r in results}, [s.name for s in sources])
+    meit_files = write_meit_jsonl(out, sources, files) if cfg.text.meit_jsonl else []
+    for stale in (out / MEIT_DIR).glob("*.jsonl"):
+        if stale.relative_to(out).as_posix() not in {f.path for f in meit_files}:
+            stale.unlink()
     templates: Counter = Counter()
+    tasks: Counter = Counter()
     for r in results:
         templates.update(r.templates)
+        tasks.update(r.tasks)
     manifest = Manifest(
         schema_version=SCHEMA_VERSION,
         config=cfg.model_dump(mode="json"),
@@ -98,9 +161,16 @@ def finalise(cfg: BuildConfig, sources: Sequence[SourceInput], results: Sequence
         files=files,
         rejections=FileEntry(path=REJECTIONS, rows=len(rejections), sha256=sha256_file(ledger)),
         counts={s.name: source_counts(s, results, cfg.synthetic) for s in sources},
-        splits={s.name: {"patients": s.audit.patients, "leaking_patients": s.audit.leaking_patients}
-                for s in sources},
+        splits={
+            s.name: {"patients": s.audit.patients, "leaking_patients": s.audit.leaking_patients,
+                     "mode": s.audit.mode, "leaks": s.audit.leaks_by_design}
+            for s in sources
+        },
         templates=dict(sorted(templates.items())),
+        tasks=dict(sorted(tasks.items())),
+        extra_files=meit_files,
+        text={s.name: text_summary([r.text for r in results if r.source == s.name])
+              for s in sources},
     )
     problems = manifest.check_counts()
     if problems:
@@ -139,13 +209,18 @@ def validate_corpus(corpus: Path) -> list[str]:
     problems = list(manifest.check_counts())
     expected_schema = corpus_schema(manifest.n_samples)
     listed = {f.path for f in manifest.files}
-    for entry in [*manifest.files, manifest.rejections]:
+    for entry in [*manifest.files, manifest.rejections, *manifest.extra_files]:
         path = corpus / entry.path
         if not path.is_file():
             problems.append(f"{entry.path}: missing")
             continue
         if sha256_file(path) != entry.sha256:
             problems.append(f"{entry.path}: sha256 differs from the manifest")
+            continue
+        if not entry.path.endswith(".parquet"):
+            lines = sum(1 for line in path.open(encoding="utf-8") if line.strip())
+            if lines != entry.rows:
+                problems.append(f"{entry.path}: {lines} lines, manifest says {entry.rows}")
             continue
         meta = pq.read_metadata(path)
         if meta.num_rows != entry.rows:

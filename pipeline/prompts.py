@@ -1,8 +1,10 @@
 """Instruction templates: load the catalog under ``templates/``, choose one per record, render it.
 
-The choice is a seeded hash of the row id over the templates eligible for the record (its source
-and the fields the template requires), so a rebuild chooses the same template for every record.
-Rendering is sandboxed and strict: a variable a template uses but the record lacks is an error.
+A question template (the user turn) names its answer template (the assistant turn) in its
+metadata; ``templates/answers/`` holds those. The choice is a seeded hash of the row id over the
+templates eligible for the record (its source and the facts the template requires), so a rebuild
+chooses the same template for every record. Rendering is sandboxed and strict: a variable a
+template uses but the record lacks is an error.
 """
 
 from __future__ import annotations
@@ -18,8 +20,26 @@ from jinja2.sandbox import SandboxedEnvironment
 from pipeline.splits import stable_unit
 from templates import TEMPLATES_DIR
 
-CONTEXT_FIELDS = ("age", "sex", "source", "dataset_name", "fs", "duration_s", "n_leads")
-"""Variables a template may use; every one of them is a row column or derived from the config."""
+CONTEXT_FIELDS: dict[str, str] = {
+    "age": "age",
+    "sex": "sex",
+    "source": "source",
+    "dataset_name": "source",
+    "fs": "fs",
+    "duration_s": "ecg",
+    "n_leads": "ecg",
+    "report": "report",
+    "rhythm_statements": "scp_codes",
+    "diagnostic_statements": "scp_codes",
+    "heart_rate_bpm": "measurements",
+    "pr_ms": "measurements",
+    "qrs_ms": "measurements",
+    "qt_ms": "measurements",
+    "p_axis": "measurements",
+    "qrs_axis": "measurements",
+    "t_axis": "measurements",
+}
+"""Variables a template may use, each with the row column (schema field) it is computed from."""
 
 DATASET_NAMES = {"ptbxl": "PTB-XL", "mimic": "MIMIC-IV-ECG"}
 
@@ -36,12 +56,13 @@ class Template:
     path: str
     sources: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
+    answer: str | None = None
 
     def applies_to(self, source: str, context: Mapping[str, object]) -> bool:
         """True when the template may be used for a record of ``source`` with ``context``."""
         if self.sources and source not in self.sources:
             return False
-        return all(context.get(name) is not None for name in self.requires)
+        return all(context.get(name) not in (None, [], "") for name in self.requires)
 
 
 @dataclass(frozen=True)
@@ -72,7 +93,7 @@ def parse_template_file(path: Path, root: Path) -> Template:
     missing = {"id", "task", "register", "origin"} - set(meta)
     if missing:
         raise ValueError(f"{path}: metadata lacks {sorted(missing)}")
-    unknown = set(meta) - {"id", "task", "register", "origin", "sources", "requires"}
+    unknown = set(meta) - {"id", "task", "register", "origin", "sources", "requires", "answer"}
     if unknown:
         raise ValueError(f"{path}: unknown metadata keys {sorted(unknown)}")
     return Template(
@@ -84,6 +105,7 @@ def parse_template_file(path: Path, root: Path) -> Template:
         path=path.relative_to(root).as_posix(),
         sources=tuple(meta.get("sources") or ()),
         requires=tuple(meta.get("requires") or ()),
+        answer=meta.get("answer"),
     )
 
 
@@ -104,6 +126,10 @@ def load_catalog(directory: Path | None = None) -> Catalog:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise ValueError(f"duplicate template ids: {duplicates}")
+    known = set(ids)
+    for t in templates:
+        if t.task != "answer" and t.answer not in known:
+            raise ValueError(f"{t.path}: answer template {t.answer!r} not in the catalog")
     env = make_environment()
     compiled = {t.id: env.from_string(t.source_text) for t in templates}
     return Catalog(templates=tuple(templates), compiled=compiled)
@@ -117,9 +143,17 @@ def choose_template(
     candidates = [t for t in catalog.templates if t.task == task and t.applies_to(source, context)]
     if not candidates:
         raise ValueError(f"no {task} template applies to a {source} record")
-    return candidates[int(stable_unit("template", row_id, seed) * len(candidates))]
+    return candidates[int(stable_unit(f"template/{task}", row_id, seed) * len(candidates))]
 
 
 def render(catalog: Catalog, template: Template, context: Mapping[str, object]) -> str:
     """Render ``template`` with ``context`` (strict: an undefined variable raises)."""
     return catalog.compiled[template.id].render(**context)
+
+
+def render_pair(catalog: Catalog, template: Template, context: Mapping[str, object]
+                ) -> tuple[str, str]:
+    """The (user, assistant) turns of one example: the question and its data-derived answer."""
+    if template.answer is None:
+        raise ValueError(f"template {template.id} names no answer template")
+    return render(catalog, template, context), render(catalog, catalog.by_id(template.answer), context)

@@ -42,15 +42,28 @@ def fold_split(fold: int | None, folds: dict[str, list[int]]) -> str | None:
     return None
 
 
+def split_mode(source: str, cfg: SplitConfig) -> str:
+    """How ``source`` is split: ``folds`` (PTB-XL), ``patient`` hash, or ``meit`` (record hash)."""
+    if source == "ptbxl":
+        return "folds"
+    return cfg.mode
+
+
 def assign_splits(frame: pl.DataFrame, source: str, cfg: SplitConfig) -> pl.DataFrame:
     """Add a ``split`` column: folds for PTB-XL, the patient hash for every other source.
 
-    A record left without a split (PTB-XL row without a usable fold) gets null and is rejected
-    later with reason ``no_split``.
+    With ``cfg.mode == "meit"`` sources without folds are split per record (MEIT's released
+    90 / 9 / 1, seeded), which leaks patients. A record left without a split (PTB-XL row without a
+    usable fold) gets null and is rejected later with reason ``no_split``.
     """
-    if source == "ptbxl":
+    mode = split_mode(source, cfg)
+    if mode == "folds":
         expr = pl.col("strat_fold").map_elements(
             lambda f: fold_split(f, cfg.ptbxl_folds), return_dtype=pl.String
+        )
+    elif mode == "meit":
+        expr = pl.col("record_id").map_elements(
+            lambda r: hash_split(r, cfg.meit_fractions, cfg.seed), return_dtype=pl.String
         )
     else:
         expr = pl.col("patient_id").map_elements(
@@ -61,17 +74,24 @@ def assign_splits(frame: pl.DataFrame, source: str, cfg: SplitConfig) -> pl.Data
 
 @dataclass(frozen=True)
 class SplitAudit:
-    """Patients per split, and how many patients appear in more than one split."""
+    """Patients per split, how many appear in more than one split, and the split mode."""
 
     patients: dict[str, int]
     leaking_patients: int
+    mode: str = "patient"
+
+    @property
+    def leaks_by_design(self) -> bool:
+        """True for MEIT's record-level split, which is allowed to leak (and labelled so)."""
+        return self.mode == "meit"
 
 
-def audit_splits(frame: pl.DataFrame) -> SplitAudit:
+def audit_splits(frame: pl.DataFrame, mode: str = "patient") -> SplitAudit:
     """Audit a frame with ``patient_id`` and ``split`` columns (rows without a split ignored)."""
     assigned = frame.filter(pl.col("split").is_not_null())
     per_patient = assigned.group_by("patient_id").agg(pl.col("split").n_unique().alias("n"))
     patients = {
         s: assigned.filter(pl.col("split") == s)["patient_id"].n_unique() for s in SPLITS
     }
-    return SplitAudit(patients=patients, leaking_patients=int((per_patient["n"] > 1).sum()))
+    leaking = int((per_patient["n"] > 1).sum())
+    return SplitAudit(patients=patients, leaking_patients=leaking, mode=mode)

@@ -22,7 +22,9 @@ SPLITS: tuple[str, ...] = ("train", "validation", "test")
 MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
 
 _COLUMN_DOCS: dict[str, str] = {
-    "id": "globally unique row id, '<source>/<record_id>'",
+    "id": "globally unique row id: '<source>/<record_id>' for a record's report example, "
+    "'<source>/<record_id>/<task>' for its extra question-answer examples",
+    "example": "0 for the record's report example, 1.. for extra question-answer examples",
     "source": "dataset the record comes from ('ptbxl', 'mimic', ...)",
     "record_id": "the record's id inside its source (PTB-XL ecg_id, MIMIC study_id)",
     "patient_id": "the patient's id inside its source (PTB-XL patient_id, MIMIC subject_id)",
@@ -34,6 +36,9 @@ _COLUMN_DOCS: dict[str, str] = {
     "task": "task family of the template",
     "report": "the cleaned report (the assistant turn)",
     "report_original": "the report exactly as in the source files",
+    "report_language": "language the report was written in (de, sv, en; csv = pre-translated)",
+    "untranslated": "source-language tokens the translator could not translate (empty = complete)",
+    "dropped_statements": "MIMIC machine statements dropped as non-findings (device warnings)",
     "age": "age in years when known (PTB-XL 300 = over 89, kept as 90)",
     "sex": "'male', 'female' or null",
     "source_fs": "sampling rate of the source record in Hz",
@@ -53,6 +58,7 @@ def corpus_schema(n_samples: int) -> pa.Schema:
         pa.field("id", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
         pa.field("record_id", pa.string(), nullable=False),
+        pa.field("example", pa.int32(), nullable=False),
         pa.field("patient_id", pa.string(), nullable=False),
         pa.field("split", pa.string(), nullable=False),
         pa.field("ecg", ecg_type, nullable=False),
@@ -62,6 +68,9 @@ def corpus_schema(n_samples: int) -> pa.Schema:
         pa.field("task", pa.string(), nullable=False),
         pa.field("report", pa.string(), nullable=False),
         pa.field("report_original", pa.string(), nullable=False),
+        pa.field("report_language", pa.string(), nullable=False),
+        pa.field("untranslated", pa.list_(pa.string()), nullable=False),
+        pa.field("dropped_statements", pa.list_(pa.string()), nullable=False),
         pa.field("age", pa.float32()),
         pa.field("sex", pa.string()),
         pa.field("source_fs", pa.int32(), nullable=False),
@@ -103,6 +112,7 @@ def hf_features_dict(n_samples: int) -> dict:
         "id": value("string"),
         "source": value("string"),
         "record_id": value("string"),
+        "example": value("int32"),
         "patient_id": value("string"),
         "split": value("string"),
         "ecg": {
@@ -119,6 +129,9 @@ def hf_features_dict(n_samples: int) -> dict:
         "task": value("string"),
         "report": value("string"),
         "report_original": value("string"),
+        "report_language": value("string"),
+        "untranslated": {"feature": value("string"), "_type": "List"},
+        "dropped_statements": {"feature": value("string"), "_type": "List"},
         "age": value("float32"),
         "sex": value("string"),
         "source_fs": value("int32"),

@@ -5,6 +5,8 @@ Invariant checked by :meth:`Manifest.check_counts`: for every source, records se
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -18,6 +20,7 @@ class FileEntry(BaseModel):
     sha256: str
     source: str | None = None
     split: str | None = None
+    records: int | None = None  # distinct input records in a shard (rows >= records)
 
 
 class SourceCounts(BaseModel):
@@ -40,12 +43,43 @@ class SourceCounts(BaseModel):
 
 
 class SplitAudit(BaseModel):
-    """Patients per split of one source; ``leaking_patients`` (in more than one split) must be 0."""
+    """Patients per split of one source; ``leaking_patients`` (in more than one split) must be 0.
+
+    ``mode`` is ``folds`` (PTB-XL), ``patient`` (hash of the patient id) or ``meit`` (MEIT's
+    record-level split, which leaks patients: ``leaks`` is then true and says so).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     patients: dict[str, int]
     leaking_patients: int
+    mode: str = "patient"
+    leaks: bool = False
+
+
+class RefreshRecord(BaseModel):
+    """What one build or refresh changed, appended to :attr:`Manifest.refreshes`.
+
+    Record ids are ``<source>/<record_id>``; the id lists keep at most ``ID_LIMIT`` entries each
+    (the counts are exact). ``written`` are the shards this run wrote, ``removed`` the shards it
+    deleted; every other shard kept its bytes.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    ID_LIMIT: ClassVar[int] = 1000
+
+    at: str
+    mode: str
+    config_changed: bool = False
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    added_ids: list[str] = Field(default_factory=list)
+    changed_ids: list[str] = Field(default_factory=list)
+    removed_ids: list[str] = Field(default_factory=list)
+    written: list[str] = Field(default_factory=list)
+    removed_shards: list[str] = Field(default_factory=list)
 
 
 class Manifest(BaseModel):
@@ -64,6 +98,13 @@ class Manifest(BaseModel):
     counts: dict[str, SourceCounts]
     splits: dict[str, SplitAudit] = Field(default_factory=dict)
     templates: dict[str, int] = Field(default_factory=dict)
+    tasks: dict[str, int] = Field(default_factory=dict)
+    text: dict[str, dict] = Field(default_factory=dict)
+    extra_files: list[FileEntry] = Field(default_factory=list)
+    fingerprints: FileEntry | None = Field(
+        None, description="per-record input fingerprints (header, data, metadata row)"
+    )
+    refreshes: list[RefreshRecord] = Field(default_factory=list)
 
     def check_counts(self) -> list[str]:
         """Problems with the counts (empty when seen = kept + rejected everywhere and rows agree)."""
@@ -74,9 +115,12 @@ class Manifest(BaseModel):
                     f"{name}: seen {c.seen} != kept {c.kept_total} + rejected {c.rejected_total}"
                 )
             for split, n in c.kept.items():
-                rows = sum(f.rows for f in self.files if f.source == name and f.split == split)
-                if rows != n:
-                    problems.append(f"{name}/{split}: files hold {rows} rows, counts say {n}")
+                records = sum(
+                    f.rows if f.records is None else f.records
+                    for f in self.files if f.source == name and f.split == split
+                )
+                if records != n:
+                    problems.append(f"{name}/{split}: files hold {records} records, counts say {n}")
         rejected = sum(c.rejected_total for c in self.counts.values())
         if rejected != self.rejections.rows:
             problems.append(f"rejection ledger has {self.rejections.rows} rows, counts say {rejected}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -157,3 +158,63 @@ def test_resume_skips_finished_units_and_replaces_a_missing_shard(real_build, pt
     manifest = build_corpus(cfg)
     assert [f.sha256 for f in manifest.files] == [f.sha256 for f in read_manifest(corpus).files]
     assert validate_corpus(out) == []
+
+
+@pytest.fixture(scope="module")
+def rich_build(ptbxl_sample: Path, tmp_path_factory) -> Path:
+    """The real samples with three examples per record, MEIT's jsonl and MEIT's split mode."""
+    tmp = tmp_path_factory.mktemp("rich")
+    write_mimic_from_ptbxl(ptbxl_sample, tmp / "mimic")
+    cfg = BuildConfig.model_validate({
+        "ptbxl": ptbxl_sample, "mimic": tmp / "mimic", "out": tmp / "corpus", "workers": 1,
+        "text": {"examples_per_record": 3, "meit_jsonl": True},
+        "split": {"mode": "meit"},
+    })
+    build_corpus(cfg)
+    return tmp / "corpus"
+
+
+def test_real_build_reports_are_english(real_build):
+    corpus, _, _ = real_build
+    rows = [r for r in rows_by_id(corpus).values() if r["source"] == "ptbxl"]
+    german = [r for r in rows if r["report_language"] == "de"]
+    assert {r["record_id"] for r in german} == {"6001", "6007"}
+    by_id = {r["record_id"]: r for r in rows}
+    assert by_id["6007"]["report"] == "sinus rhythm. normal ecg."
+    assert by_id["6007"]["report_original"] == "sinusrhythmus normales ekg"
+    assert all(r["untranslated"] == [] for r in rows)
+    assert by_id["6000"]["report"] == by_id["6000"]["report_original"]  # English unchanged
+    text = read_manifest(corpus).text["ptbxl"]
+    assert text["translation_coverage"] == 1.0 and text["foreign_tokens"] > 0
+
+
+def test_examples_tasks_and_meit_jsonl(rich_build: Path):
+    manifest = read_manifest(rich_build)
+    rows = rows_by_id(rich_build)
+    assert len(rows) == sum(f.rows for f in manifest.files)  # ids are unique
+    assert manifest.tasks["report_generation"] == 16
+    assert {"rhythm", "diagnosis", "heart_rate", "intervals", "axes"} <= set(manifest.tasks)
+    for row in rows.values():
+        assert row["id"] == (f"{row['source']}/{row['record_id']}" if row["example"] == 0
+                             else f"{row['source']}/{row['record_id']}/{row['task']}")
+        if row["task"] == "heart_rate":
+            rr = json.loads(row["measurements"])["rr_interval"]
+            assert row["messages"][1]["content"] == (
+                f"The heart rate is {round(60000 / rr)} beats per minute.")
+    assert validate_corpus(rich_build) == []
+    jsonl = [json.loads(line) for f in manifest.extra_files
+             for line in (rich_build / f.path).read_text().splitlines()]
+    assert len(jsonl) == len(rows)
+    for line in jsonl:
+        assert set(line) == {"dataset", "id", "ecg_path", "messages"}
+        assert Path(line["ecg_path"] + ".hea").is_file()
+        assert line["messages"] == rows[line["id"]]["messages"]
+
+
+def test_meit_split_mode_is_labelled_as_leaking(rich_build: Path, real_build):
+    rich = read_manifest(rich_build)
+    assert rich.splits["mimic"].mode == "meit" and rich.splits["mimic"].leaks
+    assert rich.splits["ptbxl"].mode == "folds" and not rich.splits["ptbxl"].leaks
+    assert "leak" in (rich_build / "README.md").read_text().lower()
+    patient = read_manifest(real_build[0])
+    assert patient.splits["mimic"].mode == "patient" and patient.splits["mimic"].leaking_patients == 0

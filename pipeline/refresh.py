@@ -1,0 +1,273 @@
+"""Incremental refresh: per-record input fingerprints, the diff against the last manifest, and which
+units (shards) must be rewritten.
+
+A record's fingerprint is the sha256 of its metadata row, its WFDB header and the data file(s) the
+header names. Fingerprints enter each unit's key (:func:`pipeline.build.unit_key`), so a unit whose
+records and inputs are unchanged keeps its completion record and its shard keeps its bytes. With a
+fixed bucket count (``shards_per_split``) a record's shard depends on its id alone, so an added,
+changed or removed record rewrites only its own shard. A refresh that finds nothing changed writes
+nothing at all. The fingerprints are stored beside the manifest (``fingerprints.parquet``) and each
+build appends a :class:`schemas.manifest.RefreshRecord` saying what it changed.
+
+Pure library: no orchestration imports; the CLI and the Prefect flow call these functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.errors import RecordRejected
+from pipeline.shards import sha256_file, write_table_atomic, write_text_atomic
+from pipeline.wfdb_io import resolve_record
+from schemas.manifest import FileEntry, Manifest, RefreshRecord
+
+if TYPE_CHECKING:
+    from pipeline.build import SourceInput, UnitResult, WorkUnit
+    from pipeline.config import BuildConfig
+
+FINGERPRINTS = "fingerprints.parquet"
+HASH_THREADS = 8  # hashing is I/O bound and hashlib releases the GIL
+
+
+# ---------------------------------------------------------------- fingerprints
+
+
+def _update_with_file(h: "hashlib._Hash", path: Path, chunk: int = 1 << 20) -> None:
+    h.update(path.name.encode() + b"\0")
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(chunk):
+                h.update(block)
+    except OSError as exc:
+        h.update(f"<unreadable: {type(exc).__name__}>".encode())
+    h.update(b"\0")
+
+
+def data_files(header: Path, text: str) -> list[Path]:
+    """The signal files a WFDB header names (sorted, unique), relative to the header's folder."""
+    lines = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if not lines:
+        return []
+    try:
+        n_sig = int(lines[0][1]) if len(lines[0]) > 1 else 0
+    except ValueError:
+        n_sig = 0
+    names = {parts[0] for parts in lines[1 : 1 + n_sig] if parts and parts[0] != "~"}
+    return [header.parent / n for n in sorted(names) if "/" not in n and n not in (".", "..")]
+
+
+def record_fingerprint(root: Path, row: Mapping) -> str:
+    """sha256 of a record's metadata row, WFDB header and data file(s)."""
+    meta = {k: v for k, v in row.items() if not k.startswith("_")}
+    h = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode())
+    try:
+        base = resolve_record(Path(root), row["path"]) if row.get("path") else None
+    except RecordRejected:
+        base = None
+    if base is None:
+        h.update(b"<no record path>")
+        return h.hexdigest()
+    header = base.with_name(base.name + ".hea")
+    try:
+        text = header.read_text(errors="replace")
+    except OSError:
+        h.update(b"<no header>")
+        return h.hexdigest()
+    _update_with_file(h, header)
+    for path in data_files(header, text):
+        _update_with_file(h, path)
+    return h.hexdigest()
+
+
+def rejection_fingerprint(source: str, record_id: str, reason: str, detail: str) -> str:
+    """Fingerprint of a record rejected on its metadata (what it contributes to the corpus)."""
+    payload = json.dumps(["rejected", source, record_id, reason, detail])
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def input_fingerprints(sources: Sequence["SourceInput"], threads: int = HASH_THREADS
+                       ) -> dict[str, str]:
+    """Row id (``<source>/<record_id>``) -> fingerprint, for every record seen by discovery."""
+    jobs: list[tuple[str, Path, dict]] = []
+    out: dict[str, str] = {}
+    for src in sources:
+        for row in src.records.iter_rows(named=True):
+            jobs.append((f"{src.name}/{row['record_id']}", Path(src.root), row))
+        for r in src.rejections:
+            out[f"{src.name}/{r.record_id}"] = rejection_fingerprint(
+                src.name, r.record_id, r.reason, r.detail
+            )
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        prints = pool.map(lambda job: record_fingerprint(job[1], job[2]), jobs)
+        out.update({job[0]: fp for job, fp in zip(jobs, prints)})
+    return dict(sorted(out.items()))
+
+
+def fingerprint_table(fingerprints: Mapping[str, str]) -> pa.Table:
+    """The fingerprints as a table sorted by id."""
+    ids = sorted(fingerprints)
+    return pa.table(
+        {"id": ids, "fingerprint": [fingerprints[i] for i in ids]},
+        schema=pa.schema([("id", pa.string()), ("fingerprint", pa.string())]),
+    )
+
+
+def read_fingerprints(out: Path, manifest: Manifest | None) -> dict[str, str] | None:
+    """The fingerprints the last build stored, or None when it stored none (or they are damaged)."""
+    if manifest is None or manifest.fingerprints is None:
+        return None
+    path = Path(out) / manifest.fingerprints.path
+    if not path.is_file() or sha256_file(path) != manifest.fingerprints.sha256:
+        return None
+    table = pq.read_table(path).to_pydict()
+    return dict(zip(table["id"], table["fingerprint"]))
+
+
+def read_previous_manifest(out: Path) -> Manifest | None:
+    """The corpus's current manifest, or None when there is none (or it does not parse)."""
+    from pipeline.corpus import MANIFEST
+
+    try:
+        return Manifest.model_validate_json((Path(out) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------- diff and plan
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Records added, changed and removed since the last build (row ids, sorted)."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    @property
+    def any(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+def diff_fingerprints(old: Mapping[str, str] | None, new: Mapping[str, str]) -> Changes:
+    """What changed from ``old`` to ``new`` (no ``old``: everything is added)."""
+    old = old or {}
+    return Changes(
+        added=tuple(sorted(set(new) - set(old))),
+        changed=tuple(sorted(k for k in set(new) & set(old) if new[k] != old[k])),
+        removed=tuple(sorted(set(old) - set(new))),
+    )
+
+
+@dataclass
+class RefreshPlan:
+    """The new plan compared with what is on disk."""
+
+    units: list["WorkUnit"]
+    todo: list["WorkUnit"]
+    done: list["UnitResult"]
+    changes: Changes
+    fingerprints: dict[str, str]
+    config_changed: bool
+    stale_shards: list[str]
+    has_previous: bool
+    started: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """True when the corpus on disk already is what this plan would produce."""
+        return (self.has_previous and not self.todo and not self.stale_shards
+                and not self.changes.any and not self.config_changed)
+
+
+def plan_refresh(cfg: "BuildConfig", sources: Sequence["SourceInput"]) -> RefreshPlan:
+    """Fingerprint the inputs, plan the units, and sort them into done (kept) and to do."""
+    from pipeline.build import finished_result, plan_units
+
+    out = Path(cfg.out)
+    previous = read_previous_manifest(out)
+    fingerprints = input_fingerprints(sources)
+    units = plan_units(cfg, sources, fingerprints)
+    todo, done = [], []
+    for unit in units:
+        result = finished_result(out, unit)
+        if result is None:
+            todo.append(unit)
+        else:
+            done.append(result)
+    planned = {u.relpath for u in units}
+    stale = sorted(f.path for f in previous.files if f.path not in planned) if previous else []
+    return RefreshPlan(
+        units=units, todo=todo, done=done,
+        changes=diff_fingerprints(read_fingerprints(out, previous), fingerprints),
+        fingerprints=fingerprints,
+        config_changed=previous is None or previous.config_hash != cfg.content_hash(),
+        stale_shards=stale, has_previous=previous is not None,
+    )
+
+
+def finalise_refresh(cfg: "BuildConfig", sources: Sequence["SourceInput"], plan: RefreshPlan,
+                     results: Sequence["UnitResult"], mode: str = "refresh") -> Manifest:
+    """Finalise the corpus (ledger, manifest, card), store the fingerprints, record the history."""
+    from pipeline.corpus import MANIFEST, finalise
+
+    out = Path(cfg.out)
+    previous = read_previous_manifest(out)
+    by_path = {r.path: r for r in [*plan.done, *results]}
+    manifest = finalise(cfg, sources, sorted(by_path.values(), key=lambda r: r.path), out)
+    write_table_atomic(out / FINGERPRINTS, fingerprint_table(plan.fingerprints))
+    limit = RefreshRecord.ID_LIMIT
+    written = sorted(r.path for r in results if r.rows)
+    entry = RefreshRecord(
+        at=plan.started, mode=mode, config_changed=plan.config_changed,
+        added=len(plan.changes.added), changed=len(plan.changes.changed),
+        removed=len(plan.changes.removed), added_ids=list(plan.changes.added[:limit]),
+        changed_ids=list(plan.changes.changed[:limit]),
+        removed_ids=list(plan.changes.removed[:limit]), written=written,
+        removed_shards=[p for p in plan.stale_shards if p not in by_path or not by_path[p].rows],
+    )
+    manifest = manifest.model_copy(update={
+        "fingerprints": FileEntry(path=FINGERPRINTS, rows=len(plan.fingerprints),
+                                  sha256=sha256_file(out / FINGERPRINTS)),
+        "refreshes": [*(previous.refreshes if previous else []), entry],
+    })
+    write_text_atomic(out / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
+    return manifest
+
+
+@dataclass
+class RefreshOutcome:
+    """What :func:`refresh_corpus` did: the manifest (None when nothing was written)."""
+
+    plan: RefreshPlan
+    manifest: Manifest | None
+    written: list[str]
+
+
+def refresh_corpus(cfg: "BuildConfig", executor: Executor | None = None, mode: str = "refresh",
+                   on_done: Callable[["UnitResult"], None] | None = None) -> RefreshOutcome:
+    """Bring ``cfg.out`` up to date with the inputs, rewriting only the shards that changed.
+
+    ``mode="full"`` finalises even when nothing changed; ``"refresh"`` then writes nothing.
+    """
+    from pipeline.build import discover, run_units
+
+    if cfg.ptbxl is None and cfg.mimic is None:
+        raise ValueError("no input: give a PTB-XL and/or a MIMIC-IV-ECG folder")
+    sources = discover(cfg)
+    plan = plan_refresh(cfg, sources)
+    if mode == "refresh" and plan.nothing_to_do:
+        return RefreshOutcome(plan, None, [])
+    results = run_units(plan.todo, cfg, cfg.out, on_done, executor=executor)
+    manifest = finalise_refresh(cfg, sources, plan, results, mode)
+    return RefreshOutcome(plan, manifest, sorted(r.path for r in results if r.rows))
