@@ -1,0 +1,150 @@
+"""MEIT: a frozen causal LM with LoRA, an ECG encoder and projection fused into every attention layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor, nn
+
+from meit_train import fusion
+from meit_train.encoder import EncoderConfig, ResNet1d
+
+
+class LoraSettings(BaseModel):
+    """LoRA on the attention/MLP projections (paper: r=64, alpha=128, dropout 0.1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = 64
+    alpha: int = 128
+    dropout: float = 0.1
+    target_modules: list[str] | None = None  # None: every Linear/Conv1D in the decoder layers
+
+
+class ModelConfig(BaseModel):
+    """Everything needed to rebuild the MEIT model around a base LM."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    encoder: EncoderConfig = EncoderConfig()
+    lora: LoraSettings = LoraSettings()
+
+
+def lora_targets(lm: nn.Module) -> tuple[list[str], bool]:
+    """Names (last component) of the Linear/Conv1D layers inside the decoder, and whether any is Conv1D."""
+    from transformers.pytorch_utils import Conv1D
+
+    out_emb = lm.get_output_embeddings()
+    layers = set()
+    for m in fusion.attention_modules(lm):
+        layers.add(id(m))
+    names, conv1d = set(), False
+    for name, mod in lm.named_modules():
+        if mod is out_emb or not isinstance(mod, (nn.Linear, Conv1D)):
+            continue
+        if ".h." in f".{name}" or ".layers." in f".{name}" or _in_decoder_layer(lm, name):
+            names.add(name.rsplit(".", 1)[-1])
+            conv1d |= isinstance(mod, Conv1D)
+    if not names:
+        raise NotImplementedError(f"no Linear/Conv1D projections found in {type(lm).__name__}")
+    return sorted(names), conv1d
+
+
+def _in_decoder_layer(lm: nn.Module, name: str) -> bool:
+    """Whether module ``name`` sits inside a ModuleList with one entry per decoder layer."""
+    n_layers = lm.config.get_text_config().num_hidden_layers
+    parts = name.split(".")
+    for i in range(len(parts) - 1):
+        parent = lm.get_submodule(".".join(parts[:i])) if i else lm
+        if isinstance(parent, nn.ModuleList) and len(parent) == n_layers:
+            return True
+    return False
+
+
+def load_lm(path: str | Path, dtype: torch.dtype):
+    """The frozen base causal LM and its tokenizer, from a local directory or hub name."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path))
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    lm = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, attn_implementation="sdpa")
+    lm.requires_grad_(False)
+    return lm, tok
+
+
+def add_lora(lm: nn.Module, cfg: LoraSettings):
+    """Wrap ``lm`` with trainable LoRA adapters (peft)."""
+    from peft import LoraConfig, get_peft_model
+
+    targets, conv1d = lora_targets(lm)
+    peft_cfg = LoraConfig(
+        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, bias="none", task_type="CAUSAL_LM",
+        target_modules=cfg.target_modules or targets, fan_in_fan_out=conv1d,
+    )
+    return get_peft_model(lm, peft_cfg)
+
+
+class MeitModel(nn.Module):
+    """ECG encoder → projection → pseudo-token fused as one key/value slot in every decoder layer."""
+
+    def __init__(self, lm: nn.Module, cfg: ModelConfig, lora: bool = True):
+        super().__init__()
+        text = lm.config.get_text_config()
+        self.n_heads = text.num_attention_heads
+        self.hidden = text.hidden_size
+        self.head_dim = getattr(text, "head_dim", None) or self.hidden // self.n_heads
+        self.slot = fusion.install(lm)
+        self.lm = add_lora(lm, cfg.lora) if lora else lm
+        self.encoder = ResNet1d(cfg.encoder)
+        tile = self.n_heads * self.head_dim == self.hidden
+        self.tile = self.n_heads if tile else 1
+        self.projection = nn.Linear(self.encoder.out_dim, self.head_dim if tile else self.hidden)
+
+    def ecg_token(self, ecg: Tensor) -> Tensor:
+        """(B, 12, T) → (B, hidden): encode, project to the head dimension, tile across heads."""
+        z = self.projection(self.encoder(ecg))
+        return z.repeat(1, self.tile)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, ecg: Tensor,
+                labels: Tensor | None = None, ecg_present: Tensor | None = None):
+        """The LM's output (with ``loss`` when ``labels`` are given) with the ECG fused in."""
+        token = self.ecg_token(ecg)
+        with fusion.ecg_in_attention(self.slot, token, ecg_present):
+            return self.lm(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+
+    @torch.no_grad()
+    def generate(self, input_ids: Tensor, attention_mask: Tensor, ecg: Tensor,
+                 max_new_tokens: int, eos_token_id: int, pad_token_id: int) -> Tensor:
+        """Greedy continuation of left-padded prompts; returns only the new tokens."""
+        token = self.ecg_token(ecg)
+        with fusion.ecg_in_attention(self.slot, token):
+            out = self.lm.generate(
+                input_ids=input_ids, attention_mask=attention_mask, do_sample=False, num_beams=1,
+                max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+            )
+        return out[:, input_ids.shape[1]:]
+
+    def trainable_state(self) -> dict[str, Tensor]:
+        """What a run saves: trainable parameters (LoRA, encoder, projection) and encoder buffers."""
+        state = {n: p.detach().cpu() for n, p in self.named_parameters() if p.requires_grad}
+        state |= {f"encoder.{n}": b.detach().cpu() for n, b in self.encoder.named_buffers()}
+        return state
+
+    def load_trainable_state(self, state: dict[str, Tensor]) -> None:
+        """Load :meth:`trainable_state` output; every key must exist."""
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if unexpected:
+            raise KeyError(f"unexpected keys in checkpoint: {unexpected[:5]}")
+        expected = set(self.trainable_state())
+        lacking = expected - set(state)
+        if lacking:
+            raise KeyError(f"checkpoint lacks {sorted(lacking)[:5]}")
+
+
+def build_model(path: str | Path, cfg: ModelConfig, dtype: torch.dtype = torch.float32):
+    """Load the base LM from ``path`` and build the MEIT model around it; returns (model, tokenizer)."""
+    lm, tok = load_lm(path, dtype)
+    return MeitModel(lm, cfg), tok
