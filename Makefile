@@ -19,7 +19,7 @@ $(VENV)/.core: pyproject.toml
 # multi-GB CUDA build.
 $(VENV)/.all: $(VENV)/.core
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[train,dev]"
+	$(PY) -m pip install -q -e ".[train,flows,dev]"
 	touch $@
 
 install: $(VENV)/.core

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,15 +15,13 @@ from pipeline.build import (
     Rejection,
     SourceInput,
     UnitResult,
-    completion_path,
-    discover,
-    plan_units,
-    run_units,
 )
 from pipeline.card import render_card
 from pipeline.config import BuildConfig
+from pipeline.refresh import FINGERPRINTS, fingerprint_table
 from pipeline.shards import sha256_file, write_table_atomic, write_text_atomic
 from schemas import CANONICAL_LEADS, SCHEMA_VERSION, FileEntry, Manifest, SourceCounts
+from schemas.manifest import RefreshRecord
 from schemas.corpus import check_schema_version, corpus_schema, rejection_schema
 
 MANIFEST = "manifest.json"
@@ -129,9 +127,19 @@ def text_summary(unit_stats: Sequence[dict], top: int = 20) -> dict:
 
 
 def finalise(cfg: BuildConfig, sources: Sequence[SourceInput], results: Sequence[UnitResult],
-             out: Path) -> Manifest:
-    """Write the rejection ledger, manifest and dataset card; return the manifest."""
+             out: Path, fingerprints: Mapping[str, str] | None = None,
+             history: Sequence[RefreshRecord] = ()) -> Manifest:
+    """Write the rejection ledger, fingerprints, manifest and dataset card; return the manifest.
+
+    ``fingerprints`` (row id -> input fingerprint) and ``history`` (what each build changed) come
+    from :mod:`pipeline.refresh`; the manifest is written once, last, after every file it lists.
+    """
     out = Path(out)
+    fingerprint_entry = None
+    if fingerprints is not None:
+        write_table_atomic(out / FINGERPRINTS, fingerprint_table(fingerprints))
+        fingerprint_entry = FileEntry(path=FINGERPRINTS, rows=len(fingerprints),
+                                      sha256=sha256_file(out / FINGERPRINTS))
     rejections = [x for s in sources for x in s.rejections] + [x for r in results for x in r.rejections]
     ledger = out / REJECTIONS
     write_table_atomic(ledger, rejection_table(rejections))
@@ -169,6 +177,8 @@ def finalise(cfg: BuildConfig, sources: Sequence[SourceInput], results: Sequence
         templates=dict(sorted(templates.items())),
         tasks=dict(sorted(tasks.items())),
         extra_files=meit_files,
+        fingerprints=fingerprint_entry,
+        refreshes=list(history),
         text={s.name: text_summary([r.text for r in results if r.source == s.name])
               for s in sources},
     )
@@ -182,15 +192,16 @@ def finalise(cfg: BuildConfig, sources: Sequence[SourceInput], results: Sequence
 
 def build_corpus(cfg: BuildConfig, on_done: Callable[[UnitResult], None] | None = None,
                  on_plan: Callable[[int], None] | None = None) -> Manifest:
-    """Build (or resume) the corpus described by ``cfg`` into ``cfg.out``."""
-    if cfg.ptbxl is None and cfg.mimic is None:
-        raise ValueError("no input: give a PTB-XL and/or a MIMIC-IV-ECG folder")
-    sources = discover(cfg)
-    units = plan_units(cfg, sources)
-    if on_plan:
-        on_plan(sum(len(u.records) for u in units))
-    results = run_units(units, cfg, cfg.out, on_done)
-    return finalise(cfg, sources, sorted(results, key=lambda r: r.path), cfg.out)
+    """Build the corpus described by ``cfg`` into ``cfg.out``.
+
+    Resumes a killed build and, over an earlier corpus, rewrites only the shards whose records or
+    inputs changed (the same code path as a refresh; see :mod:`pipeline.refresh`).
+    """
+    from pipeline.refresh import refresh_corpus
+
+    outcome = refresh_corpus(cfg, mode="full", on_done=on_done, on_plan=on_plan)
+    assert outcome.manifest is not None  # mode "full" always finalises
+    return outcome.manifest
 
 
 def validate_corpus(corpus: Path) -> list[str]:

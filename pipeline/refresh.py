@@ -19,7 +19,6 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,9 +26,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import RecordRejected
-from pipeline.shards import sha256_file, write_table_atomic, write_text_atomic
+from pipeline.shards import sha256_file
 from pipeline.wfdb_io import resolve_record
-from schemas.manifest import FileEntry, Manifest, RefreshRecord
+from schemas.manifest import Manifest, RefreshRecord
 
 if TYPE_CHECKING:
     from pipeline.build import SourceInput, UnitResult, WorkUnit
@@ -181,7 +180,7 @@ class RefreshPlan:
     config_changed: bool
     stale_shards: list[str]
     has_previous: bool
-    started: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    history: list[RefreshRecord] = field(default_factory=list)
 
     @property
     def nothing_to_do(self) -> bool:
@@ -213,36 +212,32 @@ def plan_refresh(cfg: "BuildConfig", sources: Sequence["SourceInput"]) -> Refres
         fingerprints=fingerprints,
         config_changed=previous is None or previous.config_hash != cfg.content_hash(),
         stale_shards=stale, has_previous=previous is not None,
+        history=list(previous.refreshes) if previous else [],
     )
 
 
 def finalise_refresh(cfg: "BuildConfig", sources: Sequence["SourceInput"], plan: RefreshPlan,
                      results: Sequence["UnitResult"], mode: str = "refresh") -> Manifest:
-    """Finalise the corpus (ledger, manifest, card), store the fingerprints, record the history."""
-    from pipeline.corpus import MANIFEST, finalise
+    """Finalise the corpus (ledger, fingerprints, manifest with this run's history entry, card).
 
-    out = Path(cfg.out)
-    previous = read_previous_manifest(out)
+    The history holds no wall-clock time (the manifest of two builds of the same inputs is the
+    same); Prefect's run records say when each run happened.
+    """
+    from pipeline.corpus import finalise
+
     by_path = {r.path: r for r in [*plan.done, *results]}
-    manifest = finalise(cfg, sources, sorted(by_path.values(), key=lambda r: r.path), out)
-    write_table_atomic(out / FINGERPRINTS, fingerprint_table(plan.fingerprints))
     limit = RefreshRecord.ID_LIMIT
     written = sorted(r.path for r in results if r.rows)
     entry = RefreshRecord(
-        at=plan.started, mode=mode, config_changed=plan.config_changed,
+        sequence=len(plan.history) + 1, mode=mode, config_changed=plan.config_changed,
         added=len(plan.changes.added), changed=len(plan.changes.changed),
         removed=len(plan.changes.removed), added_ids=list(plan.changes.added[:limit]),
         changed_ids=list(plan.changes.changed[:limit]),
         removed_ids=list(plan.changes.removed[:limit]), written=written,
         removed_shards=[p for p in plan.stale_shards if p not in by_path or not by_path[p].rows],
     )
-    manifest = manifest.model_copy(update={
-        "fingerprints": FileEntry(path=FINGERPRINTS, rows=len(plan.fingerprints),
-                                  sha256=sha256_file(out / FINGERPRINTS)),
-        "refreshes": [*(previous.refreshes if previous else []), entry],
-    })
-    write_text_atomic(out / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
-    return manifest
+    return finalise(cfg, sources, sorted(by_path.values(), key=lambda r: r.path), Path(cfg.out),
+                    fingerprints=plan.fingerprints, history=[*plan.history, entry])
 
 
 @dataclass
@@ -255,7 +250,8 @@ class RefreshOutcome:
 
 
 def refresh_corpus(cfg: "BuildConfig", executor: Executor | None = None, mode: str = "refresh",
-                   on_done: Callable[["UnitResult"], None] | None = None) -> RefreshOutcome:
+                   on_done: Callable[["UnitResult"], None] | None = None,
+                   on_plan: Callable[[int], None] | None = None) -> RefreshOutcome:
     """Bring ``cfg.out`` up to date with the inputs, rewriting only the shards that changed.
 
     ``mode="full"`` finalises even when nothing changed; ``"refresh"`` then writes nothing.
@@ -268,6 +264,8 @@ def refresh_corpus(cfg: "BuildConfig", executor: Executor | None = None, mode: s
     plan = plan_refresh(cfg, sources)
     if mode == "refresh" and plan.nothing_to_do:
         return RefreshOutcome(plan, None, [])
+    if on_plan:
+        on_plan(sum(len(u.records) for u in plan.todo))
     results = run_units(plan.todo, cfg, cfg.out, on_done, executor=executor)
     manifest = finalise_refresh(cfg, sources, plan, results, mode)
     return RefreshOutcome(plan, manifest, sorted(r.path for r in results if r.rows))

@@ -69,7 +69,7 @@ class RefreshRecord(BaseModel):
 
     ID_LIMIT: ClassVar[int] = 1000
 
-    at: str
+    sequence: int  # 1 for the corpus's first build, then one more per build or refresh
     mode: str
     config_changed: bool = False
     added: int = 0
