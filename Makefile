@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 DO_NOT_TRACK=1 \
 	PREFECT_SERVER_ANALYTICS_ENABLED=false PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120
 
-.PHONY: demo test install install-all clean
+.PHONY: demo test lint install install-all clean
 
 $(VENV)/.core: pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,8 +28,12 @@ install-all: $(VENV)/.all
 demo: $(VENV)/.core
 	$(OFFLINE) $(VENV)/bin/meit-corpus build
 
-test: $(VENV)/.all
+test: $(VENV)/.all lint
 	$(OFFLINE) $(VENV)/bin/pytest -q
+
+lint: $(VENV)/.all
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 clean:
 	rm -rf $(VENV) corpus demo-data

@@ -47,8 +47,14 @@ def clone_dataset(root: Path, n: int) -> Path:
         header = real.with_suffix(".hea").read_text().replace(real.name, name)
         (folder / f"{name}.hea").write_text(header)
         os.link(real.with_suffix(".dat"), folder / f"{name}.dat")
-        out_rows.append(dict(src, ecg_id=str(ecg_id), patient_id=f"{ecg_id}.0",
-                             filename_hr=f"records500/{ecg_id // 1000 * 1000:06d}/{name}"))
+        out_rows.append(
+            dict(
+                src,
+                ecg_id=str(ecg_id),
+                patient_id=f"{ecg_id}.0",
+                filename_hr=f"records500/{ecg_id // 1000 * 1000:06d}/{name}",
+            )
+        )
     with open(root / "ptbxl_database.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
@@ -67,7 +73,9 @@ def floor_unit(paths: list[str], out: str) -> int:
             x = np.stack([np.fromfile(p, dtype="<i2").reshape(5000, 12).T for p in batch])
             x16 = (x.astype(np.float32) / 1000.0).astype(np.float16)
             flat = pa.array(x16.reshape(-1), type=pa.float16())
-            ecg = pa.FixedSizeListArray.from_arrays(pa.FixedSizeListArray.from_arrays(flat, 5000), 12)
+            ecg = pa.FixedSizeListArray.from_arrays(
+                pa.FixedSizeListArray.from_arrays(flat, 5000), 12
+            )
             writer.write(pa.Table.from_arrays([pa.array(batch), ecg], schema=schema))
     return len(paths)
 
@@ -85,10 +93,15 @@ def run_build(root: Path, out: Path, per_shard: int, workers: int) -> None:
     from pipeline.config import BuildConfig
     from pipeline.corpus import build_corpus
 
-    cfg = BuildConfig.model_validate({
-        "ptbxl": root, "out": out, "workers": workers, "records_per_shard": per_shard,
-        "signal": {"bandpass_hz": [0.5, 40.0], "normalise": "zscore"},
-    })
+    cfg = BuildConfig.model_validate(
+        {
+            "ptbxl": root,
+            "out": out,
+            "workers": workers,
+            "records_per_shard": per_shard,
+            "signal": {"bandpass_hz": [0.5, 40.0], "normalise": "zscore"},
+        }
+    )
     build_corpus(cfg)
 
 
@@ -138,8 +151,10 @@ def main() -> int:
         print(f"ratio build / floor: {build_s / floor_s:.2f}  (target <= 1.5)")
         for name in ("floor", "build"):
             half, full = results[(name, args.records // 2)][1], results[(name, n)][1]
-            print(f"peak worker RSS {name}: {half:.0f} MiB at {args.records // 2} records, "
-                  f"{full:.0f} MiB at {n}")
+            print(
+                f"peak worker RSS {name}: {half:.0f} MiB at {args.records // 2} records, "
+                f"{full:.0f} MiB at {n}"
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -29,10 +29,17 @@ def make_small_llama(out: Path, hidden: int, layers: int) -> Path:
     from meit_train.tiny import MEIT_CHAT_TEMPLATE, make_tokenizer
 
     tok = make_tokenizer(out, chat_template=MEIT_CHAT_TEMPLATE)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=int(hidden * 2.75),
-                      num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64),
-                      num_key_value_heads=max(1, hidden // 256), eos_token_id=tok.eos_token_id,
-                      bos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=int(hidden * 2.75),
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden // 64),
+        num_key_value_heads=max(1, hidden // 256),
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.eos_token_id,
+        pad_token_id=tok.eos_token_id,
+    )
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(cfg).save_pretrained(str(out))
     return out
@@ -68,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
 
     cuda = torch.cuda.is_available()
     if not cuda:
-        print("no CUDA device: running a reduced CPU version (tiny model, 4 steps, 500-sample ECGs)")
+        print(
+            "no CUDA device: running a reduced CPU version (tiny model, 4 steps, 500-sample ECGs)"
+        )
         a.steps, a.rows, a.hidden, a.layers, a.workers = 4, 64, 64, 2, 0
     n_samples = 5000 if cuda else 500
     batch, micro = (64, 16) if cuda else (8, 4)
@@ -76,16 +85,29 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        corpus = write_synthetic_corpus(tmp / "corpus", {("mimic", "train"): a.rows},
-                                        n_samples=n_samples, fs=n_samples // 10, shards=4,
-                                        row_group_size=64)
+        corpus = write_synthetic_corpus(
+            tmp / "corpus",
+            {("mimic", "train"): a.rows},
+            n_samples=n_samples,
+            fs=n_samples // 10,
+            shards=4,
+            row_group_size=64,
+        )
         model = make_small_llama(tmp / "model", a.hidden, a.layers)
         print(f"setup {time.perf_counter() - t0:.1f} s")
-        cfg = TrainConfig.model_validate(dict(
-            max_steps=a.steps, batch_size=batch, micro_batch_size=micro, lr=2e-4, log_every=1,
-            checkpoint_every=0, progress=False,
-            data=dict(num_workers=a.workers, shuffle_buffer=256, bucket_batches=4),
-            model=dict(encoder=encoder)))
+        cfg = TrainConfig.model_validate(
+            dict(
+                max_steps=a.steps,
+                batch_size=batch,
+                micro_batch_size=micro,
+                lr=2e-4,
+                log_every=1,
+                checkpoint_every=0,
+                progress=False,
+                data=dict(num_workers=a.workers, shuffle_buffer=256, bucket_batches=4),
+                model=dict(encoder=encoder),
+            )
+        )
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()

@@ -37,11 +37,21 @@ def write_wfdb_copies(corpus: Path, split: str, out: Path) -> list[tuple[str, di
         t = pq.read_table(path, columns=["id", "ecg", "messages"])
         ecg = t.column("ecg").combine_chunks().flatten().flatten().to_numpy(zero_copy_only=False)
         ecg = ecg.reshape(len(t), len(CANONICAL_LEADS), -1).astype(np.float64)
-        for i, (rid, msgs) in enumerate(zip(t.column("id").to_pylist(), t.column("messages").to_pylist())):
+        for i, (rid, msgs) in enumerate(
+            zip(t.column("id").to_pylist(), t.column("messages").to_pylist())
+        ):
             name = rid.replace("/", "_")
-            wfdb.wrsamp(name, fs=m.fs, units=["mV"] * 12, sig_name=list(CANONICAL_LEADS),
-                        p_signal=ecg[i].T, fmt=["16"] * 12, adc_gain=[1000.0] * 12,
-                        baseline=[0] * 12, write_dir=str(out))
+            wfdb.wrsamp(
+                name,
+                fs=m.fs,
+                units=["mV"] * 12,
+                sig_name=list(CANONICAL_LEADS),
+                p_signal=ecg[i].T,
+                fmt=["16"] * 12,
+                adc_gain=[1000.0] * 12,
+                baseline=[0] * 12,
+                write_dir=str(out),
+            )
             rows.append((str(out / name), msgs))
     return rows
 
@@ -71,8 +81,16 @@ def bench_wfdb(rows: list, tok, batch: int) -> tuple[int, float]:
         for rec, msgs in rows[i : i + batch]:
             sig, _ = wfdb.rdsamp(rec)
             ids, labels = fmt.encode(msgs)
-            samples.append({"ecg": sig.T.astype(np.float32), "input_ids": ids, "labels": labels,
-                            "id": rec, "source": "", "report": ""})
+            samples.append(
+                {
+                    "ecg": sig.T.astype(np.float32),
+                    "input_ids": ids,
+                    "labels": labels,
+                    "id": rec,
+                    "source": "",
+                    "report": "",
+                }
+            )
         collate(samples, tok.eos_token_id, "train")
     torch.set_num_threads(torch.get_num_threads())
     return len(rows), time.perf_counter() - t0
@@ -80,7 +98,9 @@ def bench_wfdb(rows: list, tok, batch: int) -> tuple[int, float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--corpus", type=Path, help="an existing corpus (default: write a synthetic one)")
+    p.add_argument(
+        "--corpus", type=Path, help="an existing corpus (default: write a synthetic one)"
+    )
     p.add_argument("--rows", type=int, default=512)
     p.add_argument("--split", default="train")
     p.add_argument("--batch", type=int, default=32)
@@ -92,8 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         corpus = a.corpus or write_synthetic_corpus(
-            tmp / "corpus", {("mimic", a.split): a.rows}, n_samples=5000, fs=500, shards=4,
-            row_group_size=64)
+            tmp / "corpus",
+            {("mimic", a.split): a.rows},
+            n_samples=5000,
+            fs=500,
+            shards=4,
+            row_group_size=64,
+        )
         tok = make_tokenizer(tmp / "tok")
         rows = write_wfdb_copies(corpus, a.split, tmp / "wfdb")
         bench_loader(corpus, tok, a.split, a.batch, a.workers)  # warm the page cache

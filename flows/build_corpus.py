@@ -48,14 +48,23 @@ def plan_task(config: BuildConfig, sources: list[SourceInput]) -> RefreshPlan:
     c = plan.changes
     get_run_logger().info(
         "%d units planned, %d to write, %d kept; records added %d, changed %d, removed %d%s",
-        len(plan.units), len(plan.todo), len(plan.done), len(c.added), len(c.changed),
-        len(c.removed), "; config changed" if plan.config_changed else "",
+        len(plan.units),
+        len(plan.todo),
+        len(plan.done),
+        len(c.added),
+        len(c.changed),
+        len(c.removed),
+        "; config changed" if plan.config_changed else "",
     )
     return plan
 
 
-@task(name="process-unit", cache_policy=NO_CACHE,
-      task_run_name="unit {unit.source}/{unit.split}-{unit.index}", **IO_RETRIES)
+@task(
+    name="process-unit",
+    cache_policy=NO_CACHE,
+    task_run_name="unit {unit.source}/{unit.split}-{unit.index}",
+    **IO_RETRIES,
+)
 def process_unit_task(unit: WorkUnit, config: BuildConfig, out: str) -> UnitResult:
     """Read, condition, render and write one shard (atomic; skipped when already complete)."""
     result = process_unit(unit, config, Path(out))
@@ -69,9 +78,12 @@ def process_unit_task(unit: WorkUnit, config: BuildConfig, out: str) -> UnitResu
 def process_units_local(units: list[WorkUnit], config: BuildConfig) -> list[UnitResult]:
     """All units in a local process pool (``config.workers``, 0 = all cores)."""
     log = get_run_logger()
-    return run_units(units, config, config.out,
-                     on_done=lambda r: log.info("%s: %d rows, %d rejected", r.path, r.rows,
-                                                len(r.rejections)))
+    return run_units(
+        units,
+        config,
+        config.out,
+        on_done=lambda r: log.info("%s: %d rows, %d rejected", r.path, r.rows, len(r.rejections)),
+    )
 
 
 @flow(name="process-units-dask")
@@ -82,8 +94,13 @@ def process_units_dask(units: list[WorkUnit], config: BuildConfig) -> list[UnitR
 
 
 @task(name="finalise", cache_policy=NO_CACHE, **IO_RETRIES)
-def finalise_task(config: BuildConfig, sources: list[SourceInput], plan: RefreshPlan,
-                  results: list[UnitResult], mode: str) -> Manifest:
+def finalise_task(
+    config: BuildConfig,
+    sources: list[SourceInput],
+    plan: RefreshPlan,
+    results: list[UnitResult],
+    mode: str,
+) -> Manifest:
     """Write the rejection ledger, fingerprints, manifest (with refresh history) and card."""
     return finalise_refresh(config, sources, plan, results, mode)
 
@@ -118,15 +135,19 @@ def counts_markdown(manifest: Manifest | None, plan: RefreshPlan, out: str) -> s
         for reason, n in counts.rejected.items():
             lines.append(f"| {name} | {reason} | {n} |")
     rows = sum(f.rows for f in manifest.files)
-    lines += ["", f"{len(manifest.files)} shards, {rows} rows, schema {manifest.schema_version}, "
-              f"{manifest.fs} Hz x {manifest.n_samples} samples, "
-              f"config {manifest.config_hash[:12]}."]
+    lines += [
+        "",
+        f"{len(manifest.files)} shards, {rows} rows, schema {manifest.schema_version}, "
+        f"{manifest.fs} Hz x {manifest.n_samples} samples, "
+        f"config {manifest.config_hash[:12]}.",
+    ]
     return "\n".join(lines)
 
 
 @flow(name="build-corpus", log_prints=True)
-def build_corpus_flow(config: BuildConfig, mode: Literal["full", "refresh"] = "full",
-                      dask_address: str | None = None) -> dict:
+def build_corpus_flow(
+    config: BuildConfig, mode: Literal["full", "refresh"] = "full", dask_address: str | None = None
+) -> dict:
     """Build (``full``) or incrementally refresh (``refresh``) the corpus described by ``config``.
 
     ``full`` always finalises; ``refresh`` writes nothing when no input changed. Both rewrite only
@@ -141,8 +162,9 @@ def build_corpus_flow(config: BuildConfig, mode: Literal["full", "refresh"] = "f
     out = str(config.out)
     if mode == "refresh" and plan.nothing_to_do:
         log.info("nothing changed since the last build: no file written")
-        create_markdown_artifact(counts_markdown(None, plan, out), key="corpus-counts",
-                                 description="build-corpus counts")
+        create_markdown_artifact(
+            counts_markdown(None, plan, out), key="corpus-counts", description="build-corpus counts"
+        )
         return {"written": [], "changed": False}
     if not plan.todo:
         results: list[UnitResult] = []
@@ -155,8 +177,9 @@ def build_corpus_flow(config: BuildConfig, mode: Literal["full", "refresh"] = "f
         results = process_units_local(plan.todo, config)
     manifest = finalise_task(config, sources, plan, results, mode)
     validate_task(out)
-    create_markdown_artifact(counts_markdown(manifest, plan, out), key="corpus-counts",
-                             description="build-corpus counts")
+    create_markdown_artifact(
+        counts_markdown(manifest, plan, out), key="corpus-counts", description="build-corpus counts"
+    )
     written = sorted(r.path for r in results if r.rows)
     log.info("corpus written to %s: %d shards written, %d kept", out, len(written), len(plan.done))
     return {"written": written, "changed": True, "files": [f.path for f in manifest.files]}

@@ -19,7 +19,9 @@ def train_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="meit-train", description="Train MEIT on a meit-corpus.")
     p.add_argument("--corpus", type=Path, required=True)
     p.add_argument("--model", required=True, help="base causal LM: local directory or hub name")
-    p.add_argument("--out", type=Path, required=True, help="run directory (resumes if it has checkpoints)")
+    p.add_argument(
+        "--out", type=Path, required=True, help="run directory (resumes if it has checkpoints)"
+    )
     p.add_argument("--config", type=Path, help="YAML training config (see meit_train.config)")
     p.add_argument("--resume-from", type=Path, help="a checkpoint directory to resume from")
     a = p.parse_args(argv)
@@ -38,15 +40,27 @@ def train_main(argv: list[str] | None = None) -> int:
 
 def eval_main(argv: list[str] | None = None) -> int:
     """``meit-eval --corpus DIR --run RUN --split test [--source S] [--perturb] [--meit-batch-average]``."""
-    p = argparse.ArgumentParser(prog="meit-eval", description="Generate greedily and score a MEIT run.")
+    p = argparse.ArgumentParser(
+        prog="meit-eval", description="Generate greedily and score a MEIT run."
+    )
     p.add_argument("--corpus", type=Path, required=True)
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
-    p.add_argument("--source", help="comma-separated sources to evaluate (zero-shot: not the trained one)")
-    p.add_argument("--meit-batch-average", action="store_true",
-                   help="also report the MEIT code's per-batch-of-32 averaged scores")
-    p.add_argument("--perturb", nargs="?", const="0.05,0.10,0.15,0.20", default=None,
-                   help="noise-segment fractions (default 0.05,0.10,0.15,0.20)")
+    p.add_argument(
+        "--source", help="comma-separated sources to evaluate (zero-shot: not the trained one)"
+    )
+    p.add_argument(
+        "--meit-batch-average",
+        action="store_true",
+        help="also report the MEIT code's per-batch-of-32 averaged scores",
+    )
+    p.add_argument(
+        "--perturb",
+        nargs="?",
+        const="0.05,0.10,0.15,0.20",
+        default=None,
+        help="noise-segment fractions (default 0.05,0.10,0.15,0.20)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, default=128)
@@ -57,8 +71,20 @@ def eval_main(argv: list[str] | None = None) -> int:
     from meit_train.evaluate import evaluate
 
     levels = [float(x) for x in a.perturb.split(",")] if a.perturb else None
-    result = evaluate(a.corpus, a.run, a.split, _sources(a.source), a.meit_batch_average, levels,
-                      a.batch_size, a.max_new_tokens, a.seed, a.out, a.model, a.limit)
+    result = evaluate(
+        a.corpus,
+        a.run,
+        a.split,
+        _sources(a.source),
+        a.meit_batch_average,
+        levels,
+        a.batch_size,
+        a.max_new_tokens,
+        a.seed,
+        a.out,
+        a.model,
+        a.limit,
+    )
     print(json.dumps(result["metrics"], indent=2))
     return 0
 

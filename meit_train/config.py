@@ -15,7 +15,9 @@ class DataConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sources: list[str] | None = None  # None: all sources (zero-shot: train on one, evaluate another)
+    sources: list[str] | None = (
+        None  # None: all sources (zero-shot: train on one, evaluate another)
+    )
     split: str = "train"
     max_length: int = 128
     shuffle_buffer: int = 512
@@ -55,8 +57,10 @@ class TrainConfig(BaseModel):
         """Micro-batches per optimiser step on each rank."""
         per_rank = self.batch_size // world_size
         if per_rank % self.micro_batch_size or per_rank == 0:
-            raise ValueError(f"batch_size {self.batch_size} does not split over {world_size} ranks "
-                             f"in micro-batches of {self.micro_batch_size}")
+            raise ValueError(
+                f"batch_size {self.batch_size} does not split over {world_size} ranks "
+                f"in micro-batches of {self.micro_batch_size}"
+            )
         return per_rank // self.micro_batch_size
 
 

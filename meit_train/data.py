@@ -88,7 +88,9 @@ def derive_seed(seed: int, epoch: int, worker: int, stream: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, worker, stream]).generate_state(1)[0])
 
 
-def assign_units(units: list[Unit], epoch: int, seed: int, shuffle: bool, n: int) -> list[list[Unit]]:
+def assign_units(
+    units: list[Unit], epoch: int, seed: int, shuffle: bool, n: int
+) -> list[list[Unit]]:
     """Deal ``units`` (shuffled with ``seed + epoch`` if asked) round-robin to ``n`` global workers."""
     order = list(units)
     if shuffle:
@@ -141,8 +143,12 @@ def pad_right(seqs: list[list[int]], value: int) -> torch.Tensor:
 def collate(samples: list[dict], pad_id: int, mode: str) -> dict:
     """Stack ECGs (float32) and pad token ids; train mode right-pads, generate mode left-pads."""
     ecg = torch.from_numpy(np.stack([s["ecg"] for s in samples]).astype(np.float32))
-    batch = {"ecg": torch.nan_to_num(ecg), "id": [s["id"] for s in samples],
-             "source": [s["source"] for s in samples], "report": [s["report"] for s in samples]}
+    batch = {
+        "ecg": torch.nan_to_num(ecg),
+        "id": [s["id"] for s in samples],
+        "source": [s["source"] for s in samples],
+        "report": [s["report"] for s in samples],
+    }
     ids = [s["input_ids"] for s in samples]
     if mode == "generate":
         batch["input_ids"] = pad_left(ids, pad_id)
@@ -157,11 +163,19 @@ def collate(samples: list[dict], pad_id: int, mode: str) -> dict:
 class EcgTextStream(IterableDataset):
     """Batches of one epoch for this rank and loader worker; set the epoch with :meth:`set_epoch`."""
 
-    def __init__(self, corpus: Path, formatter: ChatFormatter, cfg: StreamConfig,
-                 rank: int = 0, world_size: int = 1, num_workers: int = 0):
+    def __init__(
+        self,
+        corpus: Path,
+        formatter: ChatFormatter,
+        cfg: StreamConfig,
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int = 0,
+    ):
         manifest = load_manifest(corpus)
-        self.units = list_units(select_files(corpus, manifest, cfg.split, cfg.sources),
-                                manifest.n_samples)
+        self.units = list_units(
+            select_files(corpus, manifest, cfg.split, cfg.sources), manifest.n_samples
+        )
         if not self.units:
             raise ValueError(f"no rows in split {cfg.split!r} for sources {cfg.sources}")
         self.formatter, self.cfg = formatter, cfg
@@ -224,7 +238,9 @@ class EcgTextStream(IterableDataset):
         """Length-aware batches: pools of ``bucket_batches`` batches sorted by length, batch order shuffled."""
         size = self.cfg.batch_size
         pool_size = size * (self.cfg.bucket_batches if self.cfg.shuffle else 1)
-        rng = random.Random(derive_seed(self.cfg.seed, self.epoch, self.rank * self.num_workers + worker, 2))
+        rng = random.Random(
+            derive_seed(self.cfg.seed, self.epoch, self.rank * self.num_workers + worker, 2)
+        )
         pad = self.formatter.tok.pad_token_id
         pad = self.formatter.tok.eos_token_id if pad is None else pad
         pool: list[dict] = []
@@ -250,14 +266,22 @@ class EcgTextStream(IterableDataset):
         info = get_worker_info()
         worker = 0 if info is None else info.id
         if info is not None and info.num_workers != self.num_workers:
-            raise RuntimeError(f"stream built for {self.num_workers} workers, loader has {info.num_workers}")
+            raise RuntimeError(
+                f"stream built for {self.num_workers} workers, loader has {info.num_workers}"
+            )
         return self.batches(worker)
 
 
-def make_loader(stream: EcgTextStream, num_workers: int, pin_memory: bool, seed: int = 0) -> DataLoader:
+def make_loader(
+    stream: EcgTextStream, num_workers: int, pin_memory: bool, seed: int = 0
+) -> DataLoader:
     """A DataLoader over pre-batched ``stream``; its own generator leaves the global RNG untouched."""
     return DataLoader(
-        stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
-        persistent_workers=False, prefetch_factor=4 if num_workers else None,
+        stream,
+        batch_size=None,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+        prefetch_factor=4 if num_workers else None,
         generator=torch.Generator().manual_seed(seed),
     )

@@ -30,7 +30,9 @@ class BasicBlock1d(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.down = None
         if stride != 1 or c_in != c_out:
-            self.down = nn.Sequential(nn.Conv1d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm1d(c_out))
+            self.down = nn.Sequential(
+                nn.Conv1d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm1d(c_out)
+            )
 
     def forward(self, x: Tensor) -> Tensor:
         skip = x if self.down is None else self.down(x)
@@ -46,13 +48,17 @@ class ResNet1d(nn.Module):
         w = cfg.width
         self.stem = nn.Sequential(
             nn.Conv1d(cfg.in_channels, w, cfg.stem_kernel, 2, cfg.stem_kernel // 2, bias=False),
-            nn.BatchNorm1d(w), nn.ReLU(inplace=True), nn.MaxPool1d(3, 2, 1),
+            nn.BatchNorm1d(w),
+            nn.ReLU(inplace=True),
+            nn.MaxPool1d(3, 2, 1),
         )
         stages, c_in = [], w
         for i, n in enumerate(cfg.layers):
             c_out = w * 2**i
             for j in range(n):
-                stages.append(BasicBlock1d(c_in, c_out, 2 if (j == 0 and i > 0) else 1, cfg.kernel_size))
+                stages.append(
+                    BasicBlock1d(c_in, c_out, 2 if (j == 0 and i > 0) else 1, cfg.kernel_size)
+                )
                 c_in = c_out
         self.stages = nn.Sequential(*stages)
         self.out_dim = c_in

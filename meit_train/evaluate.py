@@ -34,13 +34,24 @@ def load_run(run: Path, model_path: str | None = None, device: torch.device | No
     return model, tok, cfg
 
 
-def generate_split(model: MeitModel, tok, corpus: Path, split: str, sources: list[str] | None,
-                   max_length: int, batch_size: int, max_new_tokens: int, perturb: float | None = None,
-                   seed: int = 0, limit: int | None = None) -> list[dict]:
+def generate_split(
+    model: MeitModel,
+    tok,
+    corpus: Path,
+    split: str,
+    sources: list[str] | None,
+    max_length: int,
+    batch_size: int,
+    max_new_tokens: int,
+    perturb: float | None = None,
+    seed: int = 0,
+    limit: int | None = None,
+) -> list[dict]:
     """Greedy reports for every row of ``split`` (in a fixed order): dicts of id, source, reference,
     hypothesis. ``perturb``: noise-segment fraction, seeded by ``seed``."""
-    scfg = StreamConfig(batch_size=batch_size, shuffle=False, mode="generate", split=split,
-                        sources=sources)
+    scfg = StreamConfig(
+        batch_size=batch_size, shuffle=False, mode="generate", split=split, sources=sources
+    )
     stream = EcgTextStream(corpus, ChatFormatter(tok, max_length), scfg)
     device = next(model.parameters()).device
     rng = np.random.default_rng(seed)
@@ -49,12 +60,24 @@ def generate_split(model: MeitModel, tok, corpus: Path, split: str, sources: lis
         ecg = batch["ecg"]
         if perturb:
             ecg = perturb_segment(ecg, perturb, rng)
-        new = model.generate(batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                             ecg.to(device), max_new_tokens, tok.eos_token_id, tok.pad_token_id)
+        new = model.generate(
+            batch["input_ids"].to(device),
+            batch["attention_mask"].to(device),
+            ecg.to(device),
+            max_new_tokens,
+            tok.eos_token_id,
+            tok.pad_token_id,
+        )
         texts = tok.batch_decode(new, skip_special_tokens=True)
         for i, text in enumerate(texts):
-            out.append({"id": batch["id"][i], "source": batch["source"][i],
-                        "reference": batch["report"][i], "hypothesis": text.strip()})
+            out.append(
+                {
+                    "id": batch["id"][i],
+                    "source": batch["source"][i],
+                    "reference": batch["report"][i],
+                    "hypothesis": text.strip(),
+                }
+            )
         if limit is not None and len(out) >= limit:
             return out[:limit]
     return out
@@ -70,28 +93,57 @@ def score_predictions(scorer: Scorer, preds: list[dict], meit_batch_average: boo
     return result
 
 
-def evaluate(corpus: Path, run: Path, split: str = "test", sources: list[str] | None = None,
-             meit_batch_average: bool = False, perturb_levels: list[float] | None = None,
-             batch_size: int = 16, max_new_tokens: int = 128, seed: int = 0, out: Path | None = None,
-             model_path: str | None = None, limit: int | None = None) -> dict:
+def evaluate(
+    corpus: Path,
+    run: Path,
+    split: str = "test",
+    sources: list[str] | None = None,
+    meit_batch_average: bool = False,
+    perturb_levels: list[float] | None = None,
+    batch_size: int = 16,
+    max_new_tokens: int = 128,
+    seed: int = 0,
+    out: Path | None = None,
+    model_path: str | None = None,
+    limit: int | None = None,
+) -> dict:
     """Generate on ``split`` and score; write ``eval-<split>[-<sources>].json`` plus predictions."""
     model, tok, cfg = load_run(run, model_path)
     trained_on = cfg.data.sources
-    kw = dict(split=split, sources=sources, max_length=cfg.data.max_length, batch_size=batch_size,
-              max_new_tokens=max_new_tokens, seed=seed, limit=limit)
-    result = {"run": str(run), "corpus": str(corpus), "split": split, "sources": sources,
-              "trained_on": trained_on,
-              "zero_shot": bool(sources and trained_on and not set(sources) & set(trained_on))}
+    kw = dict(
+        split=split,
+        sources=sources,
+        max_length=cfg.data.max_length,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        limit=limit,
+    )
+    result = {
+        "run": str(run),
+        "corpus": str(corpus),
+        "split": split,
+        "sources": sources,
+        "trained_on": trained_on,
+        "zero_shot": bool(sources and trained_on and not set(sources) & set(trained_on)),
+    }
     preds = generate_split(model, tok, corpus, **kw)
     with Scorer() as scorer:
         result["metrics"] = score_predictions(scorer, preds, meit_batch_average)
         if perturb_levels:
             result["perturbation"] = {
                 f"{lvl:.2f}": score_predictions(
-                    scorer, generate_split(model, tok, corpus, perturb=lvl, **kw), meit_batch_average)
+                    scorer,
+                    generate_split(model, tok, corpus, perturb=lvl, **kw),
+                    meit_batch_average,
+                )
                 for lvl in perturb_levels
             }
-    out = Path(out) if out else Path(run) / f"eval-{split}{'-' + '+'.join(sources) if sources else ''}.json"
+    out = (
+        Path(out)
+        if out
+        else Path(run) / f"eval-{split}{'-' + '+'.join(sources) if sources else ''}.json"
+    )
     out.write_text(json.dumps(result, indent=2))
     with out.with_suffix(".predictions.jsonl").open("w") as f:
         f.writelines(json.dumps(p) + "\n" for p in preds)

@@ -66,7 +66,9 @@ def attention_modules(model: nn.Module) -> list[nn.Module]:
     return found
 
 
-def ecg_key_value(module: nn.Module, token: Tensor, kv_heads: int, head_dim: int) -> tuple[Tensor, Tensor]:
+def ecg_key_value(
+    module: nn.Module, token: Tensor, kv_heads: int, head_dim: int
+) -> tuple[Tensor, Tensor]:
     """The slot's key and value, (B, kv_heads, 1, head_dim), through ``module``'s own projections."""
     x = token.to(next(module.parameters()).dtype)[:, None, :]  # (B, 1, hidden)
     if kv_layout(module) == "separate":
@@ -77,8 +79,9 @@ def ecg_key_value(module: nn.Module, token: Tensor, kv_heads: int, head_dim: int
     return k.reshape(shape).transpose(1, 2), v.reshape(shape).transpose(1, 2)
 
 
-def extend_mask(mask: Tensor | None, present: Tensor | None, b: int, q: int, kv: int,
-                device: torch.device) -> Tensor | None:
+def extend_mask(
+    mask: Tensor | None, present: Tensor | None, b: int, q: int, kv: int, device: torch.device
+) -> Tensor | None:
     """Boolean (B, 1, q, 1 + kv) mask with the slot column first; None when nothing is masked."""
     if mask is None and present is None and q == 1:
         return None
@@ -95,8 +98,14 @@ def extend_mask(mask: Tensor | None, present: Tensor | None, b: int, q: int, kv:
     return torch.cat([col, body], dim=-1)
 
 
-def fused_sdpa_attention(module: nn.Module, query: Tensor, key: Tensor, value: Tensor,
-                         attention_mask: Tensor | None, **kwargs):
+def fused_sdpa_attention(
+    module: nn.Module,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attention_mask: Tensor | None,
+    **kwargs,
+):
     """SDPA attention with the ECG slot prepended to keys and values (when a slot is set)."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
@@ -126,7 +135,9 @@ def install(model: nn.Module) -> EcgSlot:
 
 
 @contextmanager
-def ecg_in_attention(slot: EcgSlot, token: Tensor, present: Tensor | None = None) -> Iterator[EcgSlot]:
+def ecg_in_attention(
+    slot: EcgSlot, token: Tensor, present: Tensor | None = None
+) -> Iterator[EcgSlot]:
     """Make ``token`` (B, hidden) the slot for calls inside the block; restore afterwards."""
     old = (slot.token, slot.present)
     slot.token, slot.present, slot.calls = token, present, 0

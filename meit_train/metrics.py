@@ -62,8 +62,12 @@ class Scorer:
         values = [*bleu, meteor, rouge, cider]
         return {k: float(v) for k, v in zip(self.NAMES, values)}
 
-    def batch_average(self, references: list[str], hypotheses: list[str], batch: int = 32) -> dict[str, float]:
+    def batch_average(
+        self, references: list[str], hypotheses: list[str], batch: int = 32
+    ) -> dict[str, float]:
         """The MEIT code's protocol: score each consecutive batch of ``batch`` pairs, average the scores."""
-        per = [self.score(references[i : i + batch], hypotheses[i : i + batch])
-               for i in range(0, len(references), batch)]
+        per = [
+            self.score(references[i : i + batch], hypotheses[i : i + batch])
+            for i in range(0, len(references), batch)
+        ]
         return {k: float(np.mean([p[k] for p in per])) for k in self.NAMES}

@@ -81,8 +81,13 @@ def add_lora(lm: nn.Module, cfg: LoraSettings):
 
     targets, conv1d = lora_targets(lm)
     peft_cfg = LoraConfig(
-        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, bias="none", task_type="CAUSAL_LM",
-        target_modules=cfg.target_modules or targets, fan_in_fan_out=conv1d,
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        bias="none",
+        task_type="CAUSAL_LM",
+        target_modules=cfg.target_modules or targets,
+        fan_in_fan_out=conv1d,
     )
     return get_peft_model(lm, peft_cfg)
 
@@ -108,24 +113,42 @@ class MeitModel(nn.Module):
         z = self.projection(self.encoder(ecg))
         return z.repeat(1, self.tile)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, ecg: Tensor,
-                labels: Tensor | None = None, ecg_present: Tensor | None = None):
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        ecg: Tensor,
+        labels: Tensor | None = None,
+        ecg_present: Tensor | None = None,
+    ):
         """The LM's output (with ``loss`` when ``labels`` are given) with the ECG fused in."""
         token = self.ecg_token(ecg)
         with fusion.ecg_in_attention(self.slot, token, ecg_present):
             return self.lm(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
 
     @torch.no_grad()
-    def generate(self, input_ids: Tensor, attention_mask: Tensor, ecg: Tensor,
-                 max_new_tokens: int, eos_token_id: int, pad_token_id: int) -> Tensor:
+    def generate(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        ecg: Tensor,
+        max_new_tokens: int,
+        eos_token_id: int,
+        pad_token_id: int,
+    ) -> Tensor:
         """Greedy continuation of left-padded prompts; returns only the new tokens."""
         token = self.ecg_token(ecg)
         with fusion.ecg_in_attention(self.slot, token):
             out = self.lm.generate(
-                input_ids=input_ids, attention_mask=attention_mask, do_sample=False, num_beams=1,
-                max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                do_sample=False,
+                num_beams=1,
+                max_new_tokens=max_new_tokens,
+                eos_token_id=eos_token_id,
+                pad_token_id=pad_token_id,
             )
-        return out[:, input_ids.shape[1]:]
+        return out[:, input_ids.shape[1] :]
 
     def trainable_state(self) -> dict[str, Tensor]:
         """What a run saves: trainable parameters (LoRA, encoder, projection) and encoder buffers."""

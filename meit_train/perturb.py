@@ -8,8 +8,9 @@ import torch
 LEVELS = (0.05, 0.10, 0.15, 0.20)
 
 
-def perturb_segment(ecg: torch.Tensor, fraction: float, rng: np.random.Generator,
-                    max_sigma: float = 0.1) -> torch.Tensor:
+def perturb_segment(
+    ecg: torch.Tensor, fraction: float, rng: np.random.Generator, max_sigma: float = 0.1
+) -> torch.Tensor:
     """Copy of (B, 12, T) ``ecg`` where, per sample, a random segment of ``fraction`` of T samples
     (same start on all leads) gets Gaussian noise with σ ~ U(0, ``max_sigma``)."""
     out = ecg.clone()

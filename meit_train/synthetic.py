@@ -17,7 +17,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas import CANONICAL_LEADS, SCHEMA_VERSION, FileEntry, Manifest, SourceCounts, corpus_schema
+from schemas import (
+    CANONICAL_LEADS,
+    SCHEMA_VERSION,
+    FileEntry,
+    Manifest,
+    SourceCounts,
+    corpus_schema,
+)
 from schemas.corpus import rejection_schema
 
 REPORTS = (
@@ -44,8 +51,11 @@ def simulate_ecgs(n_distinct: int, n_samples: int, fs: int, seed: int) -> np.nda
     out = np.empty((n_distinct, len(CANONICAL_LEADS), n_samples), np.float32)
     for i in range(n_distinct):
         df = nk.ecg_simulate(
-            duration=int(np.ceil(n_samples * step / sim_fs)) + 1, sampling_rate=sim_fs,
-            method="multileads", heart_rate=55 + 15 * (i % 4), random_state=seed + i,
+            duration=int(np.ceil(n_samples * step / sim_fs)) + 1,
+            sampling_rate=sim_fs,
+            method="multileads",
+            heart_rate=55 + 15 * (i % 4),
+            random_state=seed + i,
         )
         out[i] = df[list(CANONICAL_LEADS)].to_numpy().T[:, ::step][:, :n_samples]
     return out
@@ -70,13 +80,28 @@ def _rows(source: str, split: str, start: int, n: int, ecgs: np.ndarray, fs: int
         for r in reports
     ]
     return {
-        "id": [f"{source}/{i}" for i in ids], "source": [source] * n, "record_id": ids,
-        "patient_id": [str(int(i) // 2) for i in ids], "split": [split] * n,
-        "ecg": ecg_array(sig), "fs": [fs] * n, "messages": msgs,
-        "template_id": [f"{source}-fixed"] * n, "task": ["report_generation"] * n,
-        "report": reports, "report_original": reports, "report_language": ["en"] * n, "age": [60.0] * n, "sex": ["male"] * n,
-        "source_fs": [fs] * n, "n_cropped": [0] * n, "n_padded": [0] * n, "nan_repaired": [0] * n,
-        "scp_codes": [None] * n, "strat_fold": [None] * n, "measurements": [None] * n,
+        "id": [f"{source}/{i}" for i in ids],
+        "source": [source] * n,
+        "record_id": ids,
+        "patient_id": [str(int(i) // 2) for i in ids],
+        "split": [split] * n,
+        "ecg": ecg_array(sig),
+        "fs": [fs] * n,
+        "messages": msgs,
+        "template_id": [f"{source}-fixed"] * n,
+        "task": ["report_generation"] * n,
+        "report": reports,
+        "report_original": reports,
+        "report_language": ["en"] * n,
+        "age": [60.0] * n,
+        "sex": ["male"] * n,
+        "source_fs": [fs] * n,
+        "n_cropped": [0] * n,
+        "n_padded": [0] * n,
+        "nan_repaired": [0] * n,
+        "scp_codes": [None] * n,
+        "strat_fold": [None] * n,
+        "measurements": [None] * n,
     }
 
 
@@ -111,8 +136,12 @@ def write_synthetic_corpus(
     seed: int = 0,
 ) -> Path:
     """Write a corpus with ``rows[(source, split)]`` rows each into ``out``; return ``out``."""
-    rows = rows or {("ptbxl", "train"): 32, ("ptbxl", "test"): 8, ("mimic", "train"): 0,
-                    ("mimic", "test"): 8}
+    rows = rows or {
+        ("ptbxl", "train"): 32,
+        ("ptbxl", "test"): 8,
+        ("mimic", "train"): 0,
+        ("mimic", "test"): 8,
+    }
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -131,19 +160,31 @@ def write_synthetic_corpus(
             (out / source).mkdir(exist_ok=True)
             cols = _rows(source, split, start, len(chunk), ecgs, fs, rng)
             table = pa.Table.from_pydict(_complete(cols, schema, len(chunk)), schema)
-            pq.write_table(table, out / rel, row_group_size=row_group_size,
-                           use_dictionary=[c for c in schema.names if c != "ecg"])
-            files.append(FileEntry(path=rel, rows=len(chunk), sha256=_sha256(out / rel),
-                                   source=source, split=split))
+            pq.write_table(
+                table,
+                out / rel,
+                row_group_size=row_group_size,
+                use_dictionary=[c for c in schema.names if c != "ecg"],
+            )
+            files.append(
+                FileEntry(
+                    path=rel, rows=len(chunk), sha256=_sha256(out / rel), source=source, split=split
+                )
+            )
             start += len(chunk)
     pq.write_table(rejection_schema().empty_table(), out / "rejections.parquet")
     config = {"synthetic": True, "n_samples": n_samples, "fs": fs, "seed": seed}
     manifest = Manifest(
-        schema_version=SCHEMA_VERSION, config=config,
+        schema_version=SCHEMA_VERSION,
+        config=config,
         config_hash=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
-        lead_order=list(CANONICAL_LEADS), fs=fs, n_samples=n_samples, files=files,
-        rejections=FileEntry(path="rejections.parquet", rows=0,
-                             sha256=_sha256(out / "rejections.parquet")),
+        lead_order=list(CANONICAL_LEADS),
+        fs=fs,
+        n_samples=n_samples,
+        files=files,
+        rejections=FileEntry(
+            path="rejections.parquet", rows=0, sha256=_sha256(out / "rejections.parquet")
+        ),
         counts=counts,
     )
     (out / "manifest.json").write_text(manifest.model_dump_json(indent=2))

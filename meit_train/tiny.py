@@ -57,15 +57,28 @@ def _config(family: str, vocab_size: int, eos_id: int, hidden: int, layers: int,
 
     if family == "llama":
         return LlamaConfig(
-            vocab_size=vocab_size, hidden_size=hidden, intermediate_size=hidden * 2,
-            num_hidden_layers=layers, num_attention_heads=heads,
-            num_key_value_heads=max(1, heads // 2), max_position_embeddings=512,
-            bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id, tie_word_embeddings=True,
+            vocab_size=vocab_size,
+            hidden_size=hidden,
+            intermediate_size=hidden * 2,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=max(1, heads // 2),
+            max_position_embeddings=512,
+            bos_token_id=eos_id,
+            eos_token_id=eos_id,
+            pad_token_id=eos_id,
+            tie_word_embeddings=True,
         )
     if family == "gpt2":
         return GPT2Config(
-            vocab_size=vocab_size, n_embd=hidden, n_layer=layers, n_head=heads, n_positions=512,
-            bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id,
+            vocab_size=vocab_size,
+            n_embd=hidden,
+            n_layer=layers,
+            n_head=heads,
+            n_positions=512,
+            bos_token_id=eos_id,
+            eos_token_id=eos_id,
+            pad_token_id=eos_id,
         )
     raise ValueError(f"unknown family {family!r}; choose from {FAMILIES}")
 

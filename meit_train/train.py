@@ -65,7 +65,11 @@ def compute_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
 
 def rng_state() -> dict:
     """All random generators that training touches."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -95,8 +99,10 @@ def save_checkpoint(run: Path, model: MeitModel, opt, sched, state: TrainState, 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     torch.save(model.trainable_state(), tmp / "trainable.pt")
-    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state()},
-               tmp / "optim.pt")
+    torch.save(
+        {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state()},
+        tmp / "optim.pt",
+    )
     (tmp / "state.json").write_text(json.dumps(asdict(state)))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
@@ -120,12 +126,20 @@ def load_checkpoint(ckpt: Path, model: MeitModel, opt, sched) -> tuple[TrainStat
     return TrainState(**json.loads((ckpt / "state.json").read_text())), extra["rng"]
 
 
-def make_stream(corpus: Path, formatter: ChatFormatter, cfg: TrainConfig, dist: Dist) -> EcgTextStream:
+def make_stream(
+    corpus: Path, formatter: ChatFormatter, cfg: TrainConfig, dist: Dist
+) -> EcgTextStream:
     """The training stream of this rank."""
     scfg = StreamConfig(
-        batch_size=cfg.micro_batch_size, shuffle=True, shuffle_buffer=cfg.data.shuffle_buffer,
-        bucket_batches=cfg.data.bucket_batches, seed=cfg.seed, mode="train",
-        drop_uneven=dist.world_size > 1, sources=cfg.data.sources, split=cfg.data.split,
+        batch_size=cfg.micro_batch_size,
+        shuffle=True,
+        shuffle_buffer=cfg.data.shuffle_buffer,
+        bucket_batches=cfg.data.bucket_batches,
+        seed=cfg.seed,
+        mode="train",
+        drop_uneven=dist.world_size > 1,
+        sources=cfg.data.sources,
+        split=cfg.data.split,
     )
     return EcgTextStream(corpus, formatter, scfg, dist.rank, dist.world_size, cfg.data.num_workers)
 
@@ -139,8 +153,11 @@ def write_run_info(run: Path, corpus: Path, model_path: str, cfg: TrainConfig) -
     """``run.json`` (what meit-eval needs to rebuild the model) and the resolved ``config.yaml``."""
     run.mkdir(parents=True, exist_ok=True)
     local = Path(model_path)
-    info = {"model": str(local.resolve()) if local.exists() else model_path,
-            "corpus": str(Path(corpus).resolve()), "config": cfg.model_dump()}
+    info = {
+        "model": str(local.resolve()) if local.exists() else model_path,
+        "corpus": str(Path(corpus).resolve()),
+        "config": cfg.model_dump(),
+    }
     (run / "run.json").write_text(json.dumps(info, indent=2))
     (run / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
 
@@ -166,7 +183,9 @@ class MetricsLog:
                 f.write(json.dumps(record) + "\n")
 
 
-def micro_step(model, batch: dict, device: torch.device, dtype: torch.dtype, scale: float) -> tuple[float, int]:
+def micro_step(
+    model, batch: dict, device: torch.device, dtype: torch.dtype, scale: float
+) -> tuple[float, int]:
     """Forward and backward one micro-batch; return its loss and its supervised token count."""
     autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
     keys = ("input_ids", "attention_mask", "labels", "ecg")
@@ -179,17 +198,28 @@ def micro_step(model, batch: dict, device: torch.device, dtype: torch.dtype, sca
 
 def progress_bar(enabled: bool):
     """A rich progress bar showing loss and samples/s (or a no-op one)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
-        TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[sps]:.1f} samples/s"),
-        TimeRemainingColumn(), disable=not enabled,
+        TextColumn("[bold]train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("{task.fields[sps]:.1f} samples/s"),
+        TimeRemainingColumn(),
+        disable=not enabled,
     )
 
 
-def train(corpus: Path, model_path: str, run: Path, cfg: TrainConfig,
-          resume_from: Path | None = None) -> dict:
+def train(
+    corpus: Path, model_path: str, run: Path, cfg: TrainConfig, resume_from: Path | None = None
+) -> dict:
     """Train MEIT on ``corpus`` from base LM ``model_path`` into ``run``; resumes from the newest
     checkpoint of ``run`` (or ``resume_from``). Returns a summary dict."""
     dist = setup_distributed()
@@ -203,7 +233,9 @@ def train(corpus: Path, model_path: str, run: Path, cfg: TrainConfig,
     model.encoder.float(), model.projection.float()
     wrapped = model
     if dist.world_size > 1:
-        wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
+        wrapped = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None
+        )
     stream = make_stream(corpus, ChatFormatter(tok, cfg.data.max_length), cfg, dist)
     accum = cfg.accumulation(dist.world_size)
     per_epoch = stream.batches_per_epoch() // accum
@@ -226,7 +258,9 @@ def train(corpus: Path, model_path: str, run: Path, cfg: TrainConfig,
         task = bar.add_task("train", total=total, completed=state.step, loss=float("nan"), sps=0.0)
         while state.step < total:
             stream.set_epoch(state.epoch)
-            batches = iter(make_loader(stream, cfg.data.num_workers, dist.device.type == "cuda", cfg.seed))
+            batches = iter(
+                make_loader(stream, cfg.data.num_workers, dist.device.type == "cuda", cfg.seed)
+            )
             for _ in range(state.batch_in_epoch):
                 next(batches)
             if rng is not None:
@@ -239,7 +273,11 @@ def train(corpus: Path, model_path: str, run: Path, cfg: TrainConfig,
                     tw = time.perf_counter()
                     batch = next(batches)
                     wait += time.perf_counter() - tw
-                    sync = nullcontext() if (i == accum - 1 or dist.world_size == 1) else wrapped.no_sync()
+                    sync = (
+                        nullcontext()
+                        if (i == accum - 1 or dist.world_size == 1)
+                        else wrapped.no_sync()
+                    )
                     with sync:
                         loss, ntok = micro_step(wrapped, batch, dist.device, dtype, 1.0 / accum)
                     losses.append(loss)
@@ -253,9 +291,16 @@ def train(corpus: Path, model_path: str, run: Path, cfg: TrainConfig,
                 state.batch_in_epoch += accum
                 dt = time.perf_counter() - t0
                 last_loss = float(np.mean(losses))
-                record = {"step": state.step, "epoch": state.epoch, "loss": last_loss,
-                          "lr": sched.get_last_lr()[0], "samples_per_s": samples / dt,
-                          "tokens_per_s": tokens / dt, "data_wait_frac": wait / dt, "step_time_s": dt}
+                record = {
+                    "step": state.step,
+                    "epoch": state.epoch,
+                    "loss": last_loss,
+                    "lr": sched.get_last_lr()[0],
+                    "samples_per_s": samples / dt,
+                    "tokens_per_s": tokens / dt,
+                    "data_wait_frac": wait / dt,
+                    "step_time_s": dt,
+                }
                 if state.step % cfg.log_every == 0 or state.step == total:
                     log.write(record)
                 bar.update(task, completed=state.step, loss=last_loss, sps=samples / dt)

@@ -12,24 +12,18 @@ import hashlib
 import json
 import multiprocessing
 import os
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from pipeline import __version__
-from pipeline import signal as sig
+from pipeline.conditioning import Loaded, condition, load_one
 from pipeline.config import BuildConfig
 from pipeline.errors import RecordRejected
-from pipeline.leads import canonical_order
-from pipeline.prompts import DATASET_NAMES, Catalog, choose_template, load_catalog, render_pair
-from pipeline.quality import check_flat_and_saturation, check_missing
-from pipeline.reports import ReportCleaner, ReportText
+from pipeline.rows import UnitTools, text_rejection, text_stats, to_table
 from pipeline.shards import (
     ShardWriter,
     sha256_file,
@@ -40,10 +34,9 @@ from pipeline.shards import (
 )
 from pipeline.sources.mimic import prepare_mimic
 from pipeline.sources.ptbxl import prepare_ptbxl
-from pipeline.tasks import available_tasks, draw_tasks, load_scp_statements, record_facts
 from pipeline.splits import SplitAudit, assign_splits, audit_splits, split_mode
-from pipeline.wfdb_io import RawRecord, read_record, resolve_record
-from schemas import CANONICAL_LEADS, SCHEMA_VERSION, SPLITS, corpus_schema
+from pipeline.wfdb_io import resolve_record
+from schemas import SCHEMA_VERSION, SPLITS, corpus_schema
 
 PROGRESS_DIR = "_build"
 
@@ -125,7 +118,9 @@ def metadata_rejection(row: dict, source: str) -> Rejection | None:
     """
     rid = row["record_id"]
     if row.get("split") is None:
-        return Rejection(source, rid, "no_split", f"no split for strat_fold={row.get('strat_fold')}")
+        return Rejection(
+            source, rid, "no_split", f"no split for strat_fold={row.get('strat_fold')}"
+        )
     if not row["path"]:
         return Rejection(source, rid, "missing_file", "no record path in the metadata")
     try:
@@ -167,23 +162,41 @@ def discover(cfg: BuildConfig) -> list[SourceInput]:
 # ---------------------------------------------------------------- planning
 
 
-def unit_key(cfg: BuildConfig, source: str, split: str, index: int, count: int,
-             records: Sequence[dict], fingerprints: Sequence[str] = ()) -> str:
+def unit_key(
+    cfg: BuildConfig,
+    source: str,
+    split: str,
+    index: int,
+    count: int,
+    records: Sequence[dict],
+    fingerprints: Sequence[str] = (),
+) -> str:
     """Fingerprint of everything a unit's output depends on (config, code version, its records).
 
     ``fingerprints`` are the records' input fingerprints (header, data and metadata row, see
     :mod:`pipeline.refresh`), so a changed waveform file changes the key and the shard is redone.
     """
     payload = json.dumps(
-        [cfg.content_hash(), __version__, SCHEMA_VERSION, source, split, index, count, records,
-         list(fingerprints)],
-        sort_keys=True, default=str,
+        [
+            cfg.content_hash(),
+            __version__,
+            SCHEMA_VERSION,
+            source,
+            split,
+            index,
+            count,
+            records,
+            list(fingerprints),
+        ],
+        sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def plan_units(cfg: BuildConfig, sources: Sequence[SourceInput],
-               fingerprints: Mapping[str, str] | None = None) -> list[WorkUnit]:
+def plan_units(
+    cfg: BuildConfig, sources: Sequence[SourceInput], fingerprints: Mapping[str, str] | None = None
+) -> list[WorkUnit]:
     """One unit per (source, split, shard); a record's shard is a stable hash bucket of its id.
 
     With ``cfg.shards_per_split`` the bucket count is fixed, so a record's shard never depends on
@@ -214,195 +227,6 @@ def plan_units(cfg: BuildConfig, sources: Sequence[SourceInput],
 
 
 # ---------------------------------------------------------------- processing
-
-
-@dataclass
-class Loaded:
-    """A record whose signal was read and put in canonical lead order."""
-
-    row: dict
-    signal: np.ndarray
-    fs: float
-
-
-def load_one(root: Path, row: dict, cfg: BuildConfig) -> Loaded:
-    """Read one record, order its leads, and check its rate and length."""
-    raw: RawRecord = read_record(resolve_record(root, row["path"]))
-    order = canonical_order(raw.leads)
-    if raw.fs <= 0:
-        raise RecordRejected("unreadable", f"sampling rate {raw.fs}")
-    duration = raw.signal.shape[1] / raw.fs
-    if abs(duration - cfg.signal.duration_s) > cfg.signal.length_tolerance_s:
-        raise RecordRejected(
-            "wrong_length", f"{duration:.2f} s, expected {cfg.signal.duration_s:g} s"
-        )
-    return Loaded(row, raw.signal[order], raw.fs)
-
-
-@dataclass
-class Conditioned:
-    """A batch of records ready to write, with per-record bookkeeping."""
-
-    rows: list[dict]
-    ecg: np.ndarray  # (B, 12, T) float16
-    n_cropped: int
-    n_padded: int
-    nan_repaired: np.ndarray
-    source_fs: float
-
-
-def condition(batch: list[Loaded], cfg: BuildConfig, reject: Callable[[dict, str, str], None]
-              ) -> Conditioned | None:
-    """Quality-check and condition records that share rate and length, all leads at once."""
-    s = cfg.signal
-    fs = batch[0].fs
-    x = np.stack([b.signal for b in batch])
-    verdicts = check_missing(x, fs, s)
-    keep = [v is None for v in verdicts]
-    for b, v in zip(batch, verdicts):
-        if v is not None:
-            reject(b.row, *v)
-    if not all(keep):
-        x, batch = x[keep], [b for b, k in zip(batch, keep) if k]
-    if not batch:
-        return None
-    x, repaired = sig.interpolate_nonfinite(x)
-    verdicts = check_flat_and_saturation(x, s)
-    keep = [v is None for v in verdicts]
-    for b, v in zip(batch, verdicts):
-        if v is not None:
-            reject(b.row, *v)
-    if not all(keep):
-        x, repaired, batch = x[keep], repaired[keep], [b for b, k in zip(batch, keep) if k]
-    if not batch:
-        return None
-    x = sig.apply_filters(x, fs, s)
-    x = sig.resample(x, fs, s.fs)
-    x, cropped, padded = sig.fix_length(x, s.n_samples)
-    x = sig.normalise(x, s.normalise)
-    bounded = s.normalise != "none"  # z-scores and min-max values are always in float16 range
-    ecg = sig.to_float16(x, clip=not bounded)
-    return Conditioned([b.row for b in batch], ecg, cropped, padded, repaired, fs)
-
-
-@dataclass
-class UnitTools:
-    """What a worker loads once per unit: templates, report cleaner, SCP catalogue, and tallies."""
-
-    catalog: Catalog
-    cleaner: ReportCleaner
-    scp: dict
-    texts: dict[str, ReportText] = field(default_factory=dict)
-    templates: Counter = field(default_factory=Counter)
-    tasks: Counter = field(default_factory=Counter)
-
-    @classmethod
-    def load(cls, cfg: BuildConfig, unit: WorkUnit) -> "UnitTools":
-        scp = load_scp_statements(Path(unit.root)) if unit.source == "ptbxl" else {}
-        return cls(load_catalog(), ReportCleaner.from_config(cfg.text), scp)
-
-
-def render_context(row: dict, source: str, cfg: BuildConfig) -> dict:
-    """The record-level variables a template may use (see ``prompts.CONTEXT_FIELDS``)."""
-    duration = cfg.signal.duration_s
-    return {
-        "age": row.get("age"),
-        "sex": row.get("sex"),
-        "source": source,
-        "dataset_name": DATASET_NAMES.get(source, source),
-        "fs": cfg.signal.fs,
-        "duration_s": int(duration) if float(duration).is_integer() else duration,
-        "n_leads": len(CANONICAL_LEADS),
-    }
-
-
-def record_examples(row: dict, unit: WorkUnit, cfg: BuildConfig, tools: UnitTools
-                    ) -> list[dict]:
-    """The examples of one record: the report first, then drawn question–answer tasks.
-
-    Each is a dict with the row id, example index, template, task and the two turns.
-    """
-    record_key = f"{unit.source}/{row['record_id']}"
-    text = tools.texts[row["record_id"]]
-    facts = record_facts(row, unit.source, tools.scp, cfg.text.scp_min_likelihood)
-    context = {**render_context(row, unit.source, cfg), **facts, "report": text.report}
-    tasks = ["report_generation"] + draw_tasks(
-        record_key, available_tasks(facts), cfg.text.task_weights,
-        cfg.text.examples_per_record - 1, cfg.text.template_seed,
-    )
-    examples = []
-    for k, task in enumerate(tasks):
-        template = choose_template(
-            tools.catalog, record_key, unit.source, context, cfg.text.template_seed, task
-        )
-        user, assistant = render_pair(tools.catalog, template, context)
-        tools.templates[template.id] += 1
-        tools.tasks[task] += 1
-        examples.append({
-            "id": record_key if k == 0 else f"{record_key}/{task}", "example": k,
-            "template_id": template.id, "task": task,
-            "messages": [{"role": "user", "content": user},
-                         {"role": "assistant", "content": assistant}],
-        })
-    return examples
-
-
-def to_table(c: Conditioned, unit: WorkUnit, cfg: BuildConfig, tools: UnitTools) -> pa.Table:
-    """Arrow table of conditioned records: one row per example, instructions rendered."""
-    schema = corpus_schema(cfg.signal.n_samples)
-    columns: dict[str, list] = {name: [] for name in schema.names if name != "ecg"}
-    take: list[int] = []  # which record's signal each row carries
-    for i, (row, repaired) in enumerate(zip(c.rows, c.nan_repaired)):
-        text = tools.texts[row["record_id"]]
-        shared = {
-            "source": unit.source, "record_id": row["record_id"],
-            "patient_id": row["patient_id"], "split": unit.split, "fs": cfg.signal.fs,
-            "report": text.report, "report_original": row["report"],
-            "report_language": text.language, "untranslated": list(text.untranslated),
-            "dropped_statements": list(text.dropped), "age": row.get("age"),
-            "sex": row.get("sex"), "source_fs": int(round(c.source_fs)),
-            "n_cropped": c.n_cropped, "n_padded": c.n_padded, "nan_repaired": int(repaired),
-            "scp_codes": row.get("scp_codes"), "strat_fold": row.get("strat_fold"),
-            "measurements": row.get("measurements"),
-        }
-        for example in record_examples(row, unit, cfg, tools):
-            values = {**shared, **example}
-            for name in columns:
-                columns[name].append(values[name])
-            take.append(i)
-    ecg16 = c.ecg if len(take) == len(c.rows) else c.ecg[take]
-    flat = pa.array(np.ascontiguousarray(ecg16).reshape(-1), type=pa.float16())
-    ecg = pa.FixedSizeListArray.from_arrays(
-        pa.FixedSizeListArray.from_arrays(flat, cfg.signal.n_samples), len(CANONICAL_LEADS)
-    )
-    arrays = [ecg if f.name == "ecg" else pa.array(columns[f.name], type=f.type) for f in schema]
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def text_rejection(row: dict, source: str, tools: UnitTools) -> tuple[str, str] | None:
-    """Clean the record's report (kept for later) and reject it when too short."""
-    text = tools.cleaner.clean(source, row)
-    tools.texts[row["record_id"]] = text
-    need = tools.cleaner.min_words(source)
-    if text.words >= need:
-        return None
-    reason = "empty_report" if text.words == 0 else "short_report"
-    return reason, f"{text.words} words after cleaning (need {need}): {text.report!r}"
-
-
-def text_stats(texts: Sequence[ReportText]) -> dict:
-    """Per-unit language counts and translation coverage, summed over units in finalise."""
-    languages = Counter(t.language for t in texts)
-    foreign = [t for t in texts if t.language in ("de", "sv")]
-    untranslated = Counter(tok for t in foreign for tok in t.untranslated)
-    return {
-        "languages": dict(sorted(languages.items())),
-        "foreign_tokens": sum(t.n_tokens for t in foreign),
-        "translated_tokens": sum(t.n_translated for t in foreign),
-        "incomplete_reports": sum(1 for t in foreign if t.untranslated),
-        "untranslated": dict(sorted(untranslated.items())),
-        "dropped_statements": sum(len(t.dropped) for t in texts),
-    }
 
 
 def chunks(items: Sequence[dict], size: int) -> Iterator[Sequence[dict]]:
@@ -470,13 +294,20 @@ def process_unit(unit: WorkUnit, cfg: BuildConfig, out: Path) -> UnitResult:
     if rows == 0:
         shard.unlink(missing_ok=True)
     result = UnitResult(
-        key=unit.key, source=unit.source, split=unit.split, path=unit.relpath, rows=rows,
-        sha256=sha256_file(shard) if rows else "", inputs=len(unit.records), kept=kept,
+        key=unit.key,
+        source=unit.source,
+        split=unit.split,
+        path=unit.relpath,
+        rows=rows,
+        sha256=sha256_file(shard) if rows else "",
+        inputs=len(unit.records),
+        kept=kept,
         rejections=sorted(rejections, key=lambda r: r.record_id),
         templates=dict(sorted(tools.templates.items())),
         tasks=dict(sorted(tools.tasks.items())),
-        text=text_stats([tools.texts[r["record_id"]] for r in unit.records
-                         if r["record_id"] in tools.texts]),
+        text=text_stats(
+            [tools.texts[r["record_id"]] for r in unit.records if r["record_id"] in tools.texts]
+        ),
     )
     write_text_atomic(completion_path(out, unit), result.to_json())
     return result
@@ -487,9 +318,13 @@ def worker_count(cfg: BuildConfig) -> int:
     return cfg.workers or os.cpu_count() or 1
 
 
-def run_units(units: Sequence[WorkUnit], cfg: BuildConfig, out: Path,
-              on_done: Callable[[UnitResult], None] | None = None,
-              executor: Executor | None = None) -> list[UnitResult]:
+def run_units(
+    units: Sequence[WorkUnit],
+    cfg: BuildConfig,
+    out: Path,
+    on_done: Callable[[UnitResult], None] | None = None,
+    executor: Executor | None = None,
+) -> list[UnitResult]:
     """Process every unit: on ``executor`` when given (any ``concurrent.futures.Executor``, e.g.
     a Dask ``Client.get_executor()``), else in a local process pool when more than one worker is
     configured, else in this process."""

@@ -18,7 +18,8 @@ def _data_files(manifest: Manifest, source: str | None) -> list[dict]:
     files = []
     for split in SPLITS:
         paths = sorted(
-            f.path for f in manifest.files
+            f.path
+            for f in manifest.files
             if f.split == split and (source is None or f.source == source)
         )
         if paths:
@@ -28,14 +29,19 @@ def _data_files(manifest: Manifest, source: str | None) -> list[dict]:
 
 def card_front_matter(manifest: Manifest) -> dict:
     """The YAML header: one ``default`` config with every source, then one config per source."""
-    configs = [{"config_name": "default", "default": True, "data_files": _data_files(manifest, None)}]
+    configs = [
+        {"config_name": "default", "default": True, "data_files": _data_files(manifest, None)}
+    ]
     for source in sorted({f.source for f in manifest.files if f.source}):
         configs.append({"config_name": source, "data_files": _data_files(manifest, source)})
     return {"configs": configs, "task_categories": ["text-generation"], "tags": ["ecg", "meit"]}
 
 
 def _counts_table(manifest: Manifest) -> str:
-    lines = ["| source | seen | " + " | ".join(SPLITS) + " | rejected |", "|---" * (len(SPLITS) + 3) + "|"]
+    lines = [
+        "| source | seen | " + " | ".join(SPLITS) + " | rejected |",
+        "|---" * (len(SPLITS) + 3) + "|",
+    ]
     for name, c in sorted(manifest.counts.items()):
         kept = " | ".join(str(c.kept.get(s, 0)) for s in SPLITS)
         lines.append(f"| {name} | {c.seen} | {kept} | {c.rejected_total} |")
@@ -49,7 +55,8 @@ def render_card(manifest: Manifest) -> str:
         f"\n> **Synthetic data.** The {', '.join(sorted(synthetic))} records of this corpus were "
         "generated (neurokit2 `ecg_simulate`) by the meit-corpus demo; they are not PhysioNet "
         "data and are for trying the pipeline only.\n"
-        if synthetic else ""
+        if synthetic
+        else ""
     )
     sources = "\n".join(
         f"- `{n}`: {DATASET_TITLES.get(n, n)}{' (synthetic stand-in)' if c.synthetic else ''}, "
@@ -63,8 +70,8 @@ def render_card(manifest: Manifest) -> str:
         "# MEIT ECG instruction corpus\n"
         f"{warning}\n"
         "ECG–report instruction pairs for Multimodal ECG Instruction Tuning, built by meit-corpus.\n\n"
-        "```python\nfrom datasets import load_dataset\nds = load_dataset(\"<this folder>\")  "
-        "# or load_dataset(\"<this folder>\", \"ptbxl\")\n```\n\n"
+        '```python\nfrom datasets import load_dataset\nds = load_dataset("<this folder>")  '
+        '# or load_dataset("<this folder>", "ptbxl")\n```\n\n'
         f"## Sources\n{sources}\n\n"
         f"## Counts\n{_counts_table(manifest)}\n\nRejected records by reason (details in "
         f"`rejections.parquet`):\n{rejected}\n\n"
@@ -83,7 +90,7 @@ SPLIT_MODES = {
     "folds": "PTB-XL's stratified folds (patient-level)",
     "patient": "stable hash of the patient id (patient-level)",
     "meit": "MEIT's released record-level split: **leaks patients across splits**; for "
-            "comparison with the paper only",
+    "comparison with the paper only",
 }
 
 
@@ -91,8 +98,10 @@ def _splits_section(manifest: Manifest) -> str:
     lines = []
     for name, audit in sorted(manifest.splits.items()):
         patients = ", ".join(f"{s} {audit.patients.get(s, 0)}" for s in SPLITS)
-        lines.append(f"- {name}: {SPLIT_MODES.get(audit.mode, audit.mode)}; patients: {patients}; "
-                     f"patients in more than one split: {audit.leaking_patients}")
+        lines.append(
+            f"- {name}: {SPLIT_MODES.get(audit.mode, audit.mode)}; patients: {patients}; "
+            f"patients in more than one split: {audit.leaking_patients}"
+        )
     return "\n".join(lines) or "- none"
 
 
@@ -101,7 +110,9 @@ def _text_section(manifest: Manifest) -> str:
     for name, t in sorted(manifest.text.items()):
         langs = ", ".join(f"{k} {v}" for k, v in t.get("languages", {}).items())
         cov = t.get("translation_coverage")
-        cov_text = f"; translation coverage {cov:.2%} of {t['foreign_tokens']} tokens" if cov else ""
+        cov_text = (
+            f"; translation coverage {cov:.2%} of {t['foreign_tokens']} tokens" if cov else ""
+        )
         lines.append(f"- {name}: report languages {langs or 'n/a'}{cov_text}")
     tasks = ", ".join(f"{k} {v}" for k, v in manifest.tasks.items())
     lines.append(f"- rows per task: {tasks or 'n/a'}; templates used: {len(manifest.templates)}")

@@ -42,7 +42,9 @@ def _build(args: argparse.Namespace, console: Console) -> int:
             args.config, ptbxl=args.ptbxl, mimic=args.mimic, out=args.out, workers=args.workers
         )
     except (ValidationError, ValueError, OSError) as exc:
-        console.print(f"[red]config error:[/red] {config_error_line(exc)}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[red]config error:[/red] {config_error_line(exc)}", highlight=False, soft_wrap=True
+        )
         return 2
     if cfg.ptbxl is None and cfg.mimic is None:
         console.print(f"No input given: building the SYNTHETIC demo (inputs in ./{DEMO_INPUTS}).")

@@ -46,7 +46,10 @@ class SignalConfig(_Strict):
         0.01, ge=0, description="a lead whose peak-to-peak is below this (mV) is flat"
     )
     saturation_fraction: float = Field(
-        0.02, ge=0, le=1, description="reject when a lead sits at its rail for this share of samples"
+        0.02,
+        ge=0,
+        le=1,
+        description="reject when a lead sits at its rail for this share of samples",
     )
 
     @field_validator("bandpass_hz")
@@ -159,7 +162,8 @@ class BuildConfig(_Strict):
     batch_size: int = Field(64, ge=1, description="records conditioned together")
     records_per_shard: int = Field(1000, ge=1, description="target rows per Parquet shard")
     shards_per_split: int | None = Field(
-        None, ge=1,
+        None,
+        ge=1,
         description="fixed number of hash-bucket shards per (source, split). Set it for "
         "incremental refresh: a record's shard then depends on its id alone, so added, changed "
         "or removed records rewrite only their own shards. None = ceil(records / "
@@ -215,7 +219,11 @@ def config_error_line(exc: Exception) -> str:
         parts = []
         for err in exc.errors():
             where = ".".join(str(x) for x in err["loc"]) or "config"
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+            msg = (
+                "unknown key"
+                if err["type"] == "extra_forbidden"
+                else err["msg"].removeprefix("Value error, ")
+            )
             parts.append(f"{where}: {msg}")
         return "; ".join(parts)
     return str(exc)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -17,8 +17,13 @@ from schemas import SPLITS, Manifest
 def build_progress(console: Console) -> Iterator[tuple]:
     """A progress bar over records; yields (on_plan, on_done) callbacks for ``build_corpus``."""
     progress = Progress(
-        TextColumn("[bold]building"), BarColumn(), MofNCompleteColumn(), TextColumn("records"),
-        TimeElapsedColumn(), console=console, transient=False,
+        TextColumn("[bold]building"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("records"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     )
     task = progress.add_task("build", total=None)
 

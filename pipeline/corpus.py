@@ -21,8 +21,8 @@ from pipeline.config import BuildConfig
 from pipeline.refresh import FINGERPRINTS, fingerprint_table
 from pipeline.shards import sha256_file, write_table_atomic, write_text_atomic
 from schemas import CANONICAL_LEADS, SCHEMA_VERSION, FileEntry, Manifest, SourceCounts
-from schemas.manifest import RefreshRecord
 from schemas.corpus import check_schema_version, corpus_schema, rejection_schema
+from schemas.manifest import RefreshRecord
 
 MANIFEST = "manifest.json"
 REJECTIONS = "rejections.parquet"
@@ -52,7 +52,9 @@ def source_counts(src: SourceInput, results: Sequence[UnitResult], synthetic: bo
     reasons = Counter(x.reason for x in src.rejections)
     reasons.update(x.reason for r in mine for x in r.rejections)
     return SourceCounts(
-        seen=src.seen, kept=dict(sorted(kept.items())), rejected=dict(sorted(reasons.items())),
+        seen=src.seen,
+        kept=dict(sorted(kept.items())),
+        rejected=dict(sorted(reasons.items())),
         synthetic=synthetic,
     )
 
@@ -73,8 +75,9 @@ def remove_stale(out: Path, keep: set[str], sources: Sequence[str]) -> None:
 MEIT_DIR = "meit"
 
 
-def write_meit_jsonl(out: Path, sources: Sequence[SourceInput], files: Sequence[FileEntry]
-                     ) -> list[FileEntry]:
+def write_meit_jsonl(
+    out: Path, sources: Sequence[SourceInput], files: Sequence[FileEntry]
+) -> list[FileEntry]:
     """MEIT's own jsonl (``dataset``, ``id``, ``ecg_path``, ``messages``) per source and split.
 
     ``ecg_path`` is the source WFDB record (no extension), which MEIT's released trainer reads
@@ -88,15 +91,28 @@ def write_meit_jsonl(out: Path, sources: Sequence[SourceInput], files: Sequence[
             for f in (f for f in files if f.source == src.name and f.split == split):
                 table = pq.read_table(out / f.path, columns=["id", "record_id", "messages"])
                 for row in table.to_pylist():
-                    lines.append(json.dumps({
-                        "dataset": src.name, "id": row["id"],
-                        "ecg_path": str(Path(src.root) / paths[row["record_id"]]),
-                        "messages": row["messages"],
-                    }, ensure_ascii=False))
+                    lines.append(
+                        json.dumps(
+                            {
+                                "dataset": src.name,
+                                "id": row["id"],
+                                "ecg_path": str(Path(src.root) / paths[row["record_id"]]),
+                                "messages": row["messages"],
+                            },
+                            ensure_ascii=False,
+                        )
+                    )
             rel = f"{MEIT_DIR}/{src.name}_{split}.jsonl"
             write_text_atomic(out / rel, "\n".join(lines) + "\n")
-            written.append(FileEntry(path=rel, rows=len(lines), sha256=sha256_file(out / rel),
-                                     source=src.name, split=split))
+            written.append(
+                FileEntry(
+                    path=rel,
+                    rows=len(lines),
+                    sha256=sha256_file(out / rel),
+                    source=src.name,
+                    split=split,
+                )
+            )
     return written
 
 
@@ -120,15 +136,22 @@ def text_summary(unit_stats: Sequence[dict], top: int = 20) -> dict:
         "foreign_tokens": foreign,
         "translated_tokens": translated,
         "incompletely_translated_reports": incomplete,
-        "top_untranslated": [[tok, n] for tok, n in sorted(
-            untranslated.items(), key=lambda kv: (-kv[1], kv[0]))[:top]],
+        "top_untranslated": [
+            [tok, n]
+            for tok, n in sorted(untranslated.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+        ],
         "dropped_statements": dropped,
     }
 
 
-def finalise(cfg: BuildConfig, sources: Sequence[SourceInput], results: Sequence[UnitResult],
-             out: Path, fingerprints: Mapping[str, str] | None = None,
-             history: Sequence[RefreshRecord] = ()) -> Manifest:
+def finalise(
+    cfg: BuildConfig,
+    sources: Sequence[SourceInput],
+    results: Sequence[UnitResult],
+    out: Path,
+    fingerprints: Mapping[str, str] | None = None,
+    history: Sequence[RefreshRecord] = (),
+) -> Manifest:
     """Write the rejection ledger, fingerprints, manifest and dataset card; return the manifest.
 
     ``fingerprints`` (row id -> input fingerprint) and ``history`` (what each build changed) come
@@ -138,15 +161,27 @@ def finalise(cfg: BuildConfig, sources: Sequence[SourceInput], results: Sequence
     fingerprint_entry = None
     if fingerprints is not None:
         write_table_atomic(out / FINGERPRINTS, fingerprint_table(fingerprints))
-        fingerprint_entry = FileEntry(path=FINGERPRINTS, rows=len(fingerprints),
-                                      sha256=sha256_file(out / FINGERPRINTS))
-    rejections = [x for s in sources for x in s.rejections] + [x for r in results for x in r.rejections]
+        fingerprint_entry = FileEntry(
+            path=FINGERPRINTS, rows=len(fingerprints), sha256=sha256_file(out / FINGERPRINTS)
+        )
+    rejections = [x for s in sources for x in s.rejections] + [
+        x for r in results for x in r.rejections
+    ]
     ledger = out / REJECTIONS
     write_table_atomic(ledger, rejection_table(rejections))
     files = sorted(
-        (FileEntry(path=r.path, rows=r.rows, sha256=r.sha256, source=r.source, split=r.split,
-                   records=r.kept)
-         for r in results if r.rows),
+        (
+            FileEntry(
+                path=r.path,
+                rows=r.rows,
+                sha256=r.sha256,
+                source=r.source,
+                split=r.split,
+                records=r.kept,
+            )
+            for r in results
+            if r.rows
+        ),
         key=lambda f: f.path,
     )
     remove_stale(out, {r.path for r in results}, [s.name for s in sources])
@@ -170,8 +205,12 @@ def finalise(cfg: BuildConfig, sources: Sequence[SourceInput], results: Sequence
         rejections=FileEntry(path=REJECTIONS, rows=len(rejections), sha256=sha256_file(ledger)),
         counts={s.name: source_counts(s, results, cfg.synthetic) for s in sources},
         splits={
-            s.name: {"patients": s.audit.patients, "leaking_patients": s.audit.leaking_patients,
-                     "mode": s.audit.mode, "leaks": s.audit.leaks_by_design}
+            s.name: {
+                "patients": s.audit.patients,
+                "leaking_patients": s.audit.leaking_patients,
+                "mode": s.audit.mode,
+                "leaks": s.audit.leaks_by_design,
+            }
             for s in sources
         },
         templates=dict(sorted(templates.items())),
@@ -179,8 +218,9 @@ def finalise(cfg: BuildConfig, sources: Sequence[SourceInput], results: Sequence
         extra_files=meit_files,
         fingerprints=fingerprint_entry,
         refreshes=list(history),
-        text={s.name: text_summary([r.text for r in results if r.source == s.name])
-              for s in sources},
+        text={
+            s.name: text_summary([r.text for r in results if r.source == s.name]) for s in sources
+        },
     )
     problems = manifest.check_counts()
     if problems:
@@ -190,8 +230,11 @@ def finalise(cfg: BuildConfig, sources: Sequence[SourceInput], results: Sequence
     return manifest
 
 
-def build_corpus(cfg: BuildConfig, on_done: Callable[[UnitResult], None] | None = None,
-                 on_plan: Callable[[int], None] | None = None) -> Manifest:
+def build_corpus(
+    cfg: BuildConfig,
+    on_done: Callable[[UnitResult], None] | None = None,
+    on_plan: Callable[[int], None] | None = None,
+) -> Manifest:
     """Build the corpus described by ``cfg`` into ``cfg.out``.
 
     Resumes a killed build and, over an earlier corpus, rewrites only the shards whose records or

@@ -24,7 +24,8 @@ def corpus_stats(corpus: Path, manifest: Manifest) -> dict:
     return {
         "rows": rows,
         "report_words": {
-            "mean": float(lengths.mean()), "median": float(np.median(lengths)),
+            "mean": float(lengths.mean()),
+            "median": float(np.median(lengths)),
             "max": int(lengths.max()),
         },
         "templates_used": len(manifest.templates),
@@ -65,7 +66,9 @@ def plot_row(row: dict, png: Path) -> Path:
     report = row["messages"][-1]["content"]
     title = (
         f"{row['id']}  (split {row['split']}, template {row['template_id']})\n"
-        + textwrap.fill(f"USER: {user}", 150) + "\n" + textwrap.fill(f"REPORT: {report}", 150)
+        + textwrap.fill(f"USER: {user}", 150)
+        + "\n"
+        + textwrap.fill(f"REPORT: {report}", 150)
     )
     fig.suptitle(title, fontsize=9, ha="left", x=0.02)
     fig.tight_layout(rect=(0, 0, 1, 0.92))

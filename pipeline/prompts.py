@@ -136,7 +136,11 @@ def load_catalog(directory: Path | None = None) -> Catalog:
 
 
 def choose_template(
-    catalog: Catalog, row_id: str, source: str, context: Mapping[str, object], seed: int,
+    catalog: Catalog,
+    row_id: str,
+    source: str,
+    context: Mapping[str, object],
+    seed: int,
     task: str = "report_generation",
 ) -> Template:
     """The template for one record: a seeded hash of ``row_id`` over the eligible templates."""
@@ -151,9 +155,12 @@ def render(catalog: Catalog, template: Template, context: Mapping[str, object]) 
     return catalog.compiled[template.id].render(**context)
 
 
-def render_pair(catalog: Catalog, template: Template, context: Mapping[str, object]
-                ) -> tuple[str, str]:
+def render_pair(
+    catalog: Catalog, template: Template, context: Mapping[str, object]
+) -> tuple[str, str]:
     """The (user, assistant) turns of one example: the question and its data-derived answer."""
     if template.answer is None:
         raise ValueError(f"template {template.id} names no answer template")
-    return render(catalog, template, context), render(catalog, catalog.by_id(template.answer), context)
+    return render(catalog, template, context), render(
+        catalog, catalog.by_id(template.answer), context
+    )

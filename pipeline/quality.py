@@ -58,7 +58,10 @@ def check_flat_and_saturation(x: np.ndarray, cfg: SignalConfig) -> list[tuple[st
             out.append(("flat_lead", f"lead {CANONICAL_LEADS[f]}: peak-to-peak {ptp[b, f]:.4f} mV"))
         elif s is not None:
             out.append(
-                ("saturation", f"lead {CANONICAL_LEADS[s]}: {at_rail[b, s]:.1%} of samples at a rail")
+                (
+                    "saturation",
+                    f"lead {CANONICAL_LEADS[s]}: {at_rail[b, s]:.1%} of samples at a rail",
+                )
             )
         else:
             out.append(None)

@@ -94,8 +94,9 @@ def rejection_fingerprint(source: str, record_id: str, reason: str, detail: str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def input_fingerprints(sources: Sequence["SourceInput"], threads: int = HASH_THREADS
-                       ) -> dict[str, str]:
+def input_fingerprints(
+    sources: Sequence["SourceInput"], threads: int = HASH_THREADS
+) -> dict[str, str]:
     """Row id (``<source>/<record_id>``) -> fingerprint, for every record seen by discovery."""
     jobs: list[tuple[str, Path, dict]] = []
     out: dict[str, str] = {}
@@ -185,8 +186,13 @@ class RefreshPlan:
     @property
     def nothing_to_do(self) -> bool:
         """True when the corpus on disk already is what this plan would produce."""
-        return (self.has_previous and not self.todo and not self.stale_shards
-                and not self.changes.any and not self.config_changed)
+        return (
+            self.has_previous
+            and not self.todo
+            and not self.stale_shards
+            and not self.changes.any
+            and not self.config_changed
+        )
 
 
 def plan_refresh(cfg: "BuildConfig", sources: Sequence["SourceInput"]) -> RefreshPlan:
@@ -207,17 +213,25 @@ def plan_refresh(cfg: "BuildConfig", sources: Sequence["SourceInput"]) -> Refres
     planned = {u.relpath for u in units}
     stale = sorted(f.path for f in previous.files if f.path not in planned) if previous else []
     return RefreshPlan(
-        units=units, todo=todo, done=done,
+        units=units,
+        todo=todo,
+        done=done,
         changes=diff_fingerprints(read_fingerprints(out, previous), fingerprints),
         fingerprints=fingerprints,
         config_changed=previous is None or previous.config_hash != cfg.content_hash(),
-        stale_shards=stale, has_previous=previous is not None,
+        stale_shards=stale,
+        has_previous=previous is not None,
         history=list(previous.refreshes) if previous else [],
     )
 
 
-def finalise_refresh(cfg: "BuildConfig", sources: Sequence["SourceInput"], plan: RefreshPlan,
-                     results: Sequence["UnitResult"], mode: str = "refresh") -> Manifest:
+def finalise_refresh(
+    cfg: "BuildConfig",
+    sources: Sequence["SourceInput"],
+    plan: RefreshPlan,
+    results: Sequence["UnitResult"],
+    mode: str = "refresh",
+) -> Manifest:
     """Finalise the corpus (ledger, fingerprints, manifest with this run's history entry, card).
 
     The history holds no wall-clock time (the manifest of two builds of the same inputs is the
@@ -229,15 +243,26 @@ def finalise_refresh(cfg: "BuildConfig", sources: Sequence["SourceInput"], plan:
     limit = RefreshRecord.ID_LIMIT
     written = sorted(r.path for r in results if r.rows)
     entry = RefreshRecord(
-        sequence=len(plan.history) + 1, mode=mode, config_changed=plan.config_changed,
-        added=len(plan.changes.added), changed=len(plan.changes.changed),
-        removed=len(plan.changes.removed), added_ids=list(plan.changes.added[:limit]),
+        sequence=len(plan.history) + 1,
+        mode=mode,
+        config_changed=plan.config_changed,
+        added=len(plan.changes.added),
+        changed=len(plan.changes.changed),
+        removed=len(plan.changes.removed),
+        added_ids=list(plan.changes.added[:limit]),
         changed_ids=list(plan.changes.changed[:limit]),
-        removed_ids=list(plan.changes.removed[:limit]), written=written,
+        removed_ids=list(plan.changes.removed[:limit]),
+        written=written,
         removed_shards=[p for p in plan.stale_shards if p not in by_path or not by_path[p].rows],
     )
-    return finalise(cfg, sources, sorted(by_path.values(), key=lambda r: r.path), Path(cfg.out),
-                    fingerprints=plan.fingerprints, history=[*plan.history, entry])
+    return finalise(
+        cfg,
+        sources,
+        sorted(by_path.values(), key=lambda r: r.path),
+        Path(cfg.out),
+        fingerprints=plan.fingerprints,
+        history=[*plan.history, entry],
+    )
 
 
 @dataclass
@@ -249,9 +274,13 @@ class RefreshOutcome:
     written: list[str]
 
 
-def refresh_corpus(cfg: "BuildConfig", executor: Executor | None = None, mode: str = "refresh",
-                   on_done: Callable[["UnitResult"], None] | None = None,
-                   on_plan: Callable[[int], None] | None = None) -> RefreshOutcome:
+def refresh_corpus(
+    cfg: "BuildConfig",
+    executor: Executor | None = None,
+    mode: str = "refresh",
+    on_done: Callable[["UnitResult"], None] | None = None,
+    on_plan: Callable[[int], None] | None = None,
+) -> RefreshOutcome:
     """Bring ``cfg.out`` up to date with the inputs, rewriting only the shards that changed.
 
     ``mode="full"`` finalises even when nothing changed; ``"refresh"`` then writes nothing.

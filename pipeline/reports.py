@@ -90,7 +90,11 @@ class ReportCleaner:
             return ReportText(text, "csv", n_tokens=n, n_translated=n)
         t = self._translator.translate(report)
         return ReportText(
-            collapse_spaces(t.text), t.language, tuple(t.untranslated), (), t.n_tokens,
+            collapse_spaces(t.text),
+            t.language,
+            tuple(t.untranslated),
+            (),
+            t.n_tokens,
             t.n_translated,
         )
 

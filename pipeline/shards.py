@@ -88,7 +88,10 @@ class ShardWriter:
         self.rows += table.num_rows
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self._writer is not None:
             self._writer.close()

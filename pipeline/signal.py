@@ -135,7 +135,9 @@ def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     if fs_in == fs_out:
         return x
     r = _ratio(fs_in, fs_out)
-    y = scipy.signal.resample_poly(np.asarray(x, dtype=np.float64), r.numerator, r.denominator, axis=-1)
+    y = scipy.signal.resample_poly(
+        np.asarray(x, dtype=np.float64), r.numerator, r.denominator, axis=-1
+    )
     return y.astype(x.dtype, copy=False)
 
 

@@ -90,8 +90,6 @@ def audit_splits(frame: pl.DataFrame, mode: str = "patient") -> SplitAudit:
     """Audit a frame with ``patient_id`` and ``split`` columns (rows without a split ignored)."""
     assigned = frame.filter(pl.col("split").is_not_null())
     per_patient = assigned.group_by("patient_id").agg(pl.col("split").n_unique().alias("n"))
-    patients = {
-        s: assigned.filter(pl.col("split") == s)["patient_id"].n_unique() for s in SPLITS
-    }
+    patients = {s: assigned.filter(pl.col("split") == s)["patient_id"].n_unique() for s in SPLITS}
     leaking = int((per_patient["n"] > 1).sum())
     return SplitAudit(patients=patients, leaking_patients=leaking, mode=mode)

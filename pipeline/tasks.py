@@ -96,8 +96,14 @@ def measurement_facts(measurements_json: str | None) -> dict[str, int | None]:
         return None if a is None or b is None else a - b
 
     sentinel_free = {
-        k: v for k, v in (("p_onset", p_on), ("qrs_onset", qrs_on), ("qrs_end", qrs_end),
-                          ("t_end", t_end)) if v is not None and 0 <= v < 5000
+        k: v
+        for k, v in (
+            ("p_onset", p_on),
+            ("qrs_onset", qrs_on),
+            ("qrs_end", qrs_end),
+            ("t_end", t_end),
+        )
+        if v is not None and 0 <= v < 5000
     }
     p_on, qrs_on = sentinel_free.get("p_onset"), sentinel_free.get("qrs_onset")
     qrs_end, t_end = sentinel_free.get("qrs_end"), sentinel_free.get("t_end")
@@ -151,8 +157,9 @@ def available_tasks(facts: dict) -> list[str]:
     return [t for t, names in TASK_FIELDS.items() if all(facts.get(n) is not None for n in names)]
 
 
-def draw_tasks(row_id: str, available: list[str], weights: dict[str, float], k: int, seed: int
-               ) -> list[str]:
+def draw_tasks(
+    row_id: str, available: list[str], weights: dict[str, float], k: int, seed: int
+) -> list[str]:
     """Up to ``k`` distinct tasks, drawn without replacement by weight, seeded by the row id."""
     pool = [t for t in available if weights.get(t, 0) > 0]
     chosen: list[str] = []

@@ -15,7 +15,18 @@ SCHEMA_VERSION = "1.0.0"
 """Bumped on any change of row shape; readers refuse a corpus with another major version."""
 
 CANONICAL_LEADS: tuple[str, ...] = (
-    "I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6",
+    "I",
+    "II",
+    "III",
+    "aVR",
+    "aVL",
+    "aVF",
+    "V1",
+    "V2",
+    "V3",
+    "V4",
+    "V5",
+    "V6",
 )
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 

@@ -117,11 +117,14 @@ class Manifest(BaseModel):
             for split, n in c.kept.items():
                 records = sum(
                     f.rows if f.records is None else f.records
-                    for f in self.files if f.source == name and f.split == split
+                    for f in self.files
+                    if f.source == name and f.split == split
                 )
                 if records != n:
                     problems.append(f"{name}/{split}: files hold {records} records, counts say {n}")
         rejected = sum(c.rejected_total for c in self.counts.values())
         if rejected != self.rejections.rows:
-            problems.append(f"rejection ledger has {self.rejections.rows} rows, counts say {rejected}")
+            problems.append(
+                f"rejection ledger has {self.rejections.rows} rows, counts say {rejected}"
+            )
         return problems

@@ -61,12 +61,34 @@ from scipy.signal import resample_poly
 from schemas import CANONICAL_LEADS
 
 PTBXL_LEADS: tuple[str, ...] = (
-    "I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6",
+    "I",
+    "II",
+    "III",
+    "AVR",
+    "AVL",
+    "AVF",
+    "V1",
+    "V2",
+    "V3",
+    "V4",
+    "V5",
+    "V6",
 )
 """Lead names as PTB-XL's headers spell them (canonical order, upper-case AV*)."""
 
 MIMIC_LEADS: tuple[str, ...] = (
-    "I", "II", "III", "aVR", "aVF", "aVL", "V1", "V2", "V3", "V4", "V5", "V6",
+    "I",
+    "II",
+    "III",
+    "aVR",
+    "aVF",
+    "aVL",
+    "V1",
+    "V2",
+    "V3",
+    "V4",
+    "V5",
+    "V6",
 )
 """Lead names and order of MIMIC-IV-ECG headers (aVF before aVL)."""
 
@@ -86,12 +108,21 @@ SCP_STATEMENTS_HEADER = (
 # Verbatim rows of PTB-XL v1.0.3's scp_statements.csv for the codes the demo uses, in file order.
 _SCP_ROWS: tuple[tuple[str, str], ...] = (
     ("NORM", "NORM,normal ECG,1.0,,,NORM,NORM,Normal/abnormal,normal ECG,1,,,F-000B7"),
-    ("SR", "SR,sinus rhythm,,,1.0,,,Statements related to impulse formation (abnormalities),"
-     "sinus rhythm,20,MDC_ECG_RHY_SINUS_RHY,,"),
-    ("STACH", "STACH,sinus tachycardia,,,1.0,,,Statements related to impulse formation "
-     "(abnormalities),sinus tachycardia,21,MDC_ECG_RHY_SINUS_TACHY,,"),
-    ("SBRAD", "SBRAD,sinus bradycardia,,,1.0,,,Statements related to impulse formation "
-     "(abnormalities),sinus bradycardia,22,MDC_ECG_RHY_SINUS_BRADY,,"),
+    (
+        "SR",
+        "SR,sinus rhythm,,,1.0,,,Statements related to impulse formation (abnormalities),"
+        "sinus rhythm,20,MDC_ECG_RHY_SINUS_RHY,,",
+    ),
+    (
+        "STACH",
+        "STACH,sinus tachycardia,,,1.0,,,Statements related to impulse formation "
+        "(abnormalities),sinus tachycardia,21,MDC_ECG_RHY_SINUS_TACHY,,",
+    ),
+    (
+        "SBRAD",
+        "SBRAD,sinus bradycardia,,,1.0,,,Statements related to impulse formation "
+        "(abnormalities),sinus bradycardia,22,MDC_ECG_RHY_SINUS_BRADY,,",
+    ),
 )
 MIMIC_RECORD_LIST_HEADER = "subject_id,study_id,file_name,ecg_time,path"
 MIMIC_MEASUREMENTS_HEADER = (
@@ -117,46 +148,61 @@ _RHYTHMS: tuple[tuple[str, float, tuple[int, int], float], ...] = (
 # components, V1..V6 as themselves. The other simulated leads are not used.
 _SIM_LEADS: tuple[str, ...] = ("I", "aVL", "V1", "V2", "V3", "V4", "V5", "V6")
 _CHEST_GAINS: tuple[tuple[float, float], ...] = (
-    (0.5, 0.9), (0.8, 1.5), (0.8, 1.5), (0.8, 1.4), (0.7, 1.2), (0.5, 1.0),
+    (0.5, 0.9),
+    (0.8, 1.5),
+    (0.8, 1.5),
+    (0.8, 1.4),
+    (0.7, 1.2),
+    (0.5, 1.0),
 )
 _AXIS_RANGE = (10, 75)  # frontal QRS axis in degrees: always "lagetyp normal"
 _FOLD_CYCLE: tuple[int, ...] = (10, 9, 1, 2, 3, 4, 5, 6, 7, 8)  # test and validation first
 
 _UNBEST = "4.46" + " " * 26 + "unbestÄtigter bericht"
-_PTBXL_REPORTS = MappingProxyType({
-    ("de", "SR"): (
-        "sinusrhythmus normales ekg",
-        "sinusrhythmus lagetyp normal normales ekg",
-        f"sinusrhythmus lagetyp normal normales ekg {_UNBEST}",
-    ),
-    ("de", "SBRAD"): (
-        "sinusbradykardie sonst normales ekg",
-        "sinusbradykardie lagetyp normal sonst normales ekg",
-        f"sinusbradykardie lagetyp normal sonst normales ekg {_UNBEST}",
-    ),
-    ("de", "STACH"): (
-        "sinustachykardie sonst normales ekg",
-        "sinustachykardie lagetyp normal sonst normales ekg",
-        f"sinustachykardie lagetyp normal sonst normales ekg {_UNBEST}",
-    ),
-    ("en", "SR"): ("sinus rhythm. normal ecg.", "sinus rhythm normal ecg."),
-    ("en", "SBRAD"): ("sinus bradycardia. otherwise normal ecg.",),
-    ("en", "STACH"): ("sinus tachycardia. otherwise normal ecg.",),
-    ("sv", "SR"): ("sinusrytm normalt ekg",),
-})
-_SCP_CODES = MappingProxyType({
-    "SR": "{'NORM': 100.0, 'SR': 0.0}",
-    "SBRAD": "{'NORM': 80.0, 'SBRAD': 0.0}",
-    "STACH": "{'NORM': 80.0, 'STACH': 0.0}",
-})
-_DEVICES = MappingProxyType({
-    "de": ("CS-12   E", "CS100    3", "CS-12"),
-    "en": ("AT-6 C 5.5", "AT-6     6", "AT-6 C 5.8"),
-    "sv": ("AT-6 C 5.0",),
-})
-_MIMIC_RHYTHM = MappingProxyType({
-    "SR": "Sinus rhythm", "SBRAD": "Sinus bradycardia", "STACH": "Sinus tachycardia",
-})
+_PTBXL_REPORTS = MappingProxyType(
+    {
+        ("de", "SR"): (
+            "sinusrhythmus normales ekg",
+            "sinusrhythmus lagetyp normal normales ekg",
+            f"sinusrhythmus lagetyp normal normales ekg {_UNBEST}",
+        ),
+        ("de", "SBRAD"): (
+            "sinusbradykardie sonst normales ekg",
+            "sinusbradykardie lagetyp normal sonst normales ekg",
+            f"sinusbradykardie lagetyp normal sonst normales ekg {_UNBEST}",
+        ),
+        ("de", "STACH"): (
+            "sinustachykardie sonst normales ekg",
+            "sinustachykardie lagetyp normal sonst normales ekg",
+            f"sinustachykardie lagetyp normal sonst normales ekg {_UNBEST}",
+        ),
+        ("en", "SR"): ("sinus rhythm. normal ecg.", "sinus rhythm normal ecg."),
+        ("en", "SBRAD"): ("sinus bradycardia. otherwise normal ecg.",),
+        ("en", "STACH"): ("sinus tachycardia. otherwise normal ecg.",),
+        ("sv", "SR"): ("sinusrytm normalt ekg",),
+    }
+)
+_SCP_CODES = MappingProxyType(
+    {
+        "SR": "{'NORM': 100.0, 'SR': 0.0}",
+        "SBRAD": "{'NORM': 80.0, 'SBRAD': 0.0}",
+        "STACH": "{'NORM': 80.0, 'STACH': 0.0}",
+    }
+)
+_DEVICES = MappingProxyType(
+    {
+        "de": ("CS-12   E", "CS100    3", "CS-12"),
+        "en": ("AT-6 C 5.5", "AT-6     6", "AT-6 C 5.8"),
+        "sv": ("AT-6 C 5.0",),
+    }
+)
+_MIMIC_RHYTHM = MappingProxyType(
+    {
+        "SR": "Sinus rhythm",
+        "SBRAD": "Sinus bradycardia",
+        "STACH": "Sinus tachycardia",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -289,8 +335,11 @@ def _simulate_templates(seed: int) -> tuple[_Template, ...]:
         duration = math.ceil(_DURATION_S * hi / base_hr + 1.0)
         state = int(np.random.default_rng([seed, 3, i]).integers(2**31))
         frame = nk.ecg_simulate(
-            duration=duration, sampling_rate=_FS, method="multileads",
-            heart_rate=base_hr, random_state=state,
+            duration=duration,
+            sampling_rate=_FS,
+            method="multileads",
+            heart_rate=base_hr,
+            random_state=state,
         )
         leads = np.stack([frame[name].to_numpy(dtype=np.float64) for name in _SIM_LEADS])
         leads -= np.median(leads, axis=1, keepdims=True)
@@ -329,14 +378,16 @@ def _synth_signal(
     ).reshape(base.shape)
     lead_i, chest = noisy[0], noisy[2:]
     lead_ii = noisy[0] / 2 + noisy[1] * math.sqrt(3) / 2
-    limb = np.stack([
-        lead_i,
-        lead_ii,
-        lead_ii - lead_i,  # III
-        -(lead_i + lead_ii) / 2,  # aVR
-        lead_i - lead_ii / 2,  # aVL
-        lead_ii - lead_i / 2,  # aVF
-    ])
+    limb = np.stack(
+        [
+            lead_i,
+            lead_ii,
+            lead_ii - lead_i,  # III
+            -(lead_i + lead_ii) / 2,  # aVR
+            lead_i - lead_ii / 2,  # aVL
+            lead_ii - lead_i / 2,  # aVF
+        ]
+    )
     return np.concatenate([limb, chest])
 
 
@@ -394,14 +445,16 @@ def _ptbxl_rows(n: int, seed: int) -> list[_PtbxlRow]:
     patient_ids = rng.choice(np.arange(1, 21800), size=len(sizes), replace=False)
     patients = []
     for p, pid in enumerate(patient_ids):
-        patients.append({
-            "patient_id": f"{float(pid):.1f}",
-            "age": _fmt_float(int(rng.integers(18, 89))),
-            "sex": str(int(rng.integers(0, 2))),
-            "height": _fmt_float(int(rng.integers(150, 195)) if rng.random() < 0.4 else None),
-            "weight": _fmt_float(int(rng.integers(50, 110)) if rng.random() < 0.6 else None),
-            "fold": str(_FOLD_CYCLE[p % len(_FOLD_CYCLE)]),
-        })
+        patients.append(
+            {
+                "patient_id": f"{float(pid):.1f}",
+                "age": _fmt_float(int(rng.integers(18, 89))),
+                "sex": str(int(rng.integers(0, 2))),
+                "height": _fmt_float(int(rng.integers(150, 195)) if rng.random() < 0.4 else None),
+                "weight": _fmt_float(int(rng.integers(50, 110)) if rng.random() < 0.6 else None),
+                "fold": str(_FOLD_CYCLE[p % len(_FOLD_CYCLE)]),
+            }
+        )
     owners = np.repeat(np.arange(len(sizes)), sizes)[rng.permutation(n)]
     first_id = max(1, 1000 - n // 2)
     when = datetime(1989, 1, 2, 8, 0, 0) + timedelta(days=int(rng.integers(0, 3000)))
@@ -422,12 +475,34 @@ def _ptbxl_rows(n: int, seed: int) -> list[_PtbxlRow]:
         device = devices[int(rng.integers(len(devices)))]
         validated_by = "" if lang == "de" else _fmt_float(int(rng.integers(0, 2)))
         fields = (
-            str(ecg_id), pat["patient_id"], pat["age"], pat["sex"], pat["height"], pat["weight"],
-            _fmt_float(int(rng.integers(0, 12))), _fmt_float(int(rng.integers(0, 3))), device,
-            when.strftime("%Y-%m-%d %H:%M:%S"), report, _SCP_CODES[code],
-            "MID" if "lagetyp normal" in report else "", "", "", validated_by,
-            "False", "False", "True", "", "", "", "", "", "", pat["fold"],
-            ptbxl_record_path(ecg_id, 100), ptbxl_record_path(ecg_id, 500),
+            str(ecg_id),
+            pat["patient_id"],
+            pat["age"],
+            pat["sex"],
+            pat["height"],
+            pat["weight"],
+            _fmt_float(int(rng.integers(0, 12))),
+            _fmt_float(int(rng.integers(0, 3))),
+            device,
+            when.strftime("%Y-%m-%d %H:%M:%S"),
+            report,
+            _SCP_CODES[code],
+            "MID" if "lagetyp normal" in report else "",
+            "",
+            "",
+            validated_by,
+            "False",
+            "False",
+            "True",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            pat["fold"],
+            ptbxl_record_path(ecg_id, 100),
+            ptbxl_record_path(ecg_id, 500),
         )
         rows.append(_PtbxlRow(ecg_id, int(owner), cls, hr, axis, fields))
     return rows
@@ -464,8 +539,15 @@ def _mimic_measurements(hr: int, axis: int, rng: np.random.Generator) -> tuple[s
     qrs_end = qrs_onset + int(rng.integers(80, 105))
     qt = round(rng.uniform(390, 440) * math.sqrt(rr / 1000))  # Bazett, QTc 390-440 ms
     values = (
-        rr, p_onset, p_end, qrs_onset, qrs_end, qrs_onset + qt,
-        int(rng.integers(20, 76)), axis, int(rng.integers(10, 71)),
+        rr,
+        p_onset,
+        p_end,
+        qrs_onset,
+        qrs_end,
+        qrs_onset + qt,
+        int(rng.integers(20, 76)),
+        axis,
+        int(rng.integers(10, 71)),
     )
     return ("0.005-150 Hz", "60 Hz notch Baseline filter") + tuple(str(v) for v in values)
 
@@ -473,30 +555,34 @@ def _mimic_measurements(hr: int, axis: int, rng: np.random.Generator) -> tuple[s
 def _mimic_rows(n: int, seed: int) -> list[_MimicRow]:
     rng = np.random.default_rng([seed, 20])
     sizes = _group_sizes(n, rng)
-    subject_ids = np.sort(rng.choice(np.arange(10_000_000, 20_000_000), size=len(sizes),
-                                     replace=False))
+    subject_ids = np.sort(
+        rng.choice(np.arange(10_000_000, 20_000_000), size=len(sizes), replace=False)
+    )
     study_ids = rng.choice(np.arange(40_000_000, 50_000_000), size=n, replace=False)
     carts = rng.choice(np.arange(6_000_000, 7_000_000), size=4, replace=False)
     epoch = datetime(2110 + seed % 80, 1, 1)
     rows = []
     s = 0
     for subject_id, size in zip(subject_ids, sizes):
-        when = epoch + timedelta(days=int(rng.integers(0, 3650)),
-                                 minutes=int(rng.integers(0, 24 * 60)))
+        when = epoch + timedelta(
+            days=int(rng.integers(0, 3650)), minutes=int(rng.integers(0, 24 * 60))
+        )
         for _ in range(size):
             cls, hr = _pick_rhythm(rng)
             axis = int(rng.integers(_AXIS_RANGE[0], _AXIS_RANGE[1] + 1))
-            rows.append(_MimicRow(
-                subject_id=int(subject_id),
-                study_id=int(study_ids[s]),
-                ecg_time=when,
-                rhythm=cls,
-                hr=hr,
-                axis=axis,
-                statements=_mimic_statements(_RHYTHMS[cls][0], rng),
-                measurements=_mimic_measurements(hr, axis, rng),
-                cart_id=int(carts[int(rng.integers(len(carts)))]),
-            ))
+            rows.append(
+                _MimicRow(
+                    subject_id=int(subject_id),
+                    study_id=int(study_ids[s]),
+                    ecg_time=when,
+                    rhythm=cls,
+                    hr=hr,
+                    axis=axis,
+                    statements=_mimic_statements(_RHYTHMS[cls][0], rng),
+                    measurements=_mimic_measurements(hr, axis, rng),
+                    cart_id=int(carts[int(rng.integers(len(carts)))]),
+                )
+            )
             s += 1
             when += timedelta(minutes=int(rng.integers(20, 60 * 24 * 90)))
     return rows
@@ -554,12 +640,20 @@ def write_demo(
         rel = ptbxl_record_path(row.ecg_id)
         if i == gap_at:
             signal[CANONICAL_LEADS.index("V2"), 2400:2420] = np.nan
-            defects.append(DemoDefect("ptbxl", str(row.ecg_id), rel,
-                                      "20-sample NaN gap in V2 (samples 2400-2419)", "repaired"))
+            defects.append(
+                DemoDefect(
+                    "ptbxl",
+                    str(row.ecg_id),
+                    rel,
+                    "20-sample NaN gap in V2 (samples 2400-2419)",
+                    "repaired",
+                )
+            )
         elif i == flat_at:
             signal[CANONICAL_LEADS.index("V4")] = 0.0
-            defects.append(DemoDefect("ptbxl", str(row.ecg_id), rel,
-                                      "flat lead V4 (all zeros)", "rejected"))
+            defects.append(
+                DemoDefect("ptbxl", str(row.ecg_id), rel, "flat lead V4 (all zeros)", "rejected")
+            )
         elif i == empty_at:
             fields[PTBXL_DATABASE_HEADER.split(",").index("report")] = ""
             defects.append(DemoDefect("ptbxl", str(row.ecg_id), rel, "empty report", "rejected"))
@@ -582,26 +676,32 @@ def write_demo(
         rel = mimic_record_path(row.subject_id, row.study_id)
         if i == silent_at:
             statements = ("",) * 18
-            defects.append(DemoDefect("mimic", str(row.study_id), rel,
-                                      "all machine statements empty", "rejected"))
+            defects.append(
+                DemoDefect(
+                    "mimic", str(row.study_id), rel, "all machine statements empty", "rejected"
+                )
+            )
         elif i == nan_lead_at:
             signal[CANONICAL_LEADS.index("aVL")] = np.nan
-            defects.append(DemoDefect("mimic", str(row.study_id), rel,
-                                      "lead aVL entirely NaN", "rejected"))
+            defects.append(
+                DemoDefect("mimic", str(row.study_id), rel, "lead aVL entirely NaN", "rejected")
+            )
         write_mimic_record(mimic_root, row.subject_id, row.study_id, signal, base=row.ecg_time)
         stamp = row.ecg_time.strftime("%Y-%m-%d %H:%M:%S")
         record_list.append((str(row.subject_id), str(row.study_id), str(row.study_id), stamp, rel))
         measurements.append(
             (str(row.subject_id), str(row.study_id), str(row.cart_id), stamp)
-            + statements + row.measurements
+            + statements
+            + row.measurements
         )
     record_list.sort(key=lambda r: (int(r[0]), r[3]))
     measurements.sort(key=lambda r: (int(r[0]), int(r[1])))
     _write_csv(mimic_root / "record_list.csv", MIMIC_RECORD_LIST_HEADER, record_list)
     _write_csv(mimic_root / "machine_measurements.csv", MIMIC_MEASUREMENTS_HEADER, measurements)
 
-    (out / "SYNTHETIC.md").write_text(_synthetic_note(n_ptbxl, n_mimic, seed, defects),
-                                      encoding="utf-8")
+    (out / "SYNTHETIC.md").write_text(
+        _synthetic_note(n_ptbxl, n_mimic, seed, defects), encoding="utf-8"
+    )
     return DemoPaths(ptbxl=ptbxl_root, mimic=mimic_root, defects=tuple(defects))
 
 
@@ -615,7 +715,7 @@ def _synthetic_note(n_ptbxl: int, n_mimic: int, seed: int, defects: list[DemoDef
         "and MIMIC-IV-ECG v1.0 so the pipeline runs without a download, but no record, report,",
         "patient or measurement comes from either dataset.",
         "",
-        f"Signals: neurokit2 {nk.__version__} `ecg_simulate(method=\"multileads\")`, time-warped",
+        f'Signals: neurokit2 {nk.__version__} `ecg_simulate(method="multileads")`, time-warped',
         "to each record's heart rate, limb leads derived from a frontal heart vector, with",
         f"`signal_distort` noise; written with wfdb {wfdb.__version__}. Reports and machine",
         "statements come from a small fixed list of PTB-XL- and MIMIC-style phrasings that agree",
@@ -629,6 +729,7 @@ def _synthetic_note(n_ptbxl: int, n_mimic: int, seed: int, defects: list[DemoDef
         "| source | record | path | defect | expected |",
         "|---|---|---|---|---|",
     ]
-    lines += [f"| {d.source} | {d.record_id} | {d.path} | {d.defect} | {d.expected} |"
-              for d in defects]
+    lines += [
+        f"| {d.source} | {d.record_id} | {d.path} | {d.defect} | {d.expected} |" for d in defects
+    ]
     return "\n".join(lines) + "\n"

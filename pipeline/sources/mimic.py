@@ -17,8 +17,17 @@ from pipeline.sources.common import RECORD_COLUMNS, empty_record_frame
 SOURCE = "mimic"
 N_REPORT_FIELDS = 18
 MEASUREMENT_COLUMNS = (
-    "bandwidth", "filtering", "rr_interval", "p_onset", "p_end", "qrs_onset", "qrs_end", "t_end",
-    "p_axis", "qrs_axis", "t_axis",
+    "bandwidth",
+    "filtering",
+    "rr_interval",
+    "p_onset",
+    "p_end",
+    "qrs_onset",
+    "qrs_end",
+    "t_end",
+    "p_axis",
+    "qrs_axis",
+    "t_axis",
 )
 TEXT_MEASUREMENTS = ("bandwidth", "filtering")
 KEYS = ["subject_id", "study_id"]
@@ -30,7 +39,9 @@ def _statements(frame: pl.DataFrame) -> pl.Expr:
     if not cols:
         return pl.lit([], pl.List(pl.String))
     stripped = pl.concat_list([pl.col(c).str.strip_chars() for c in cols])
-    return stripped.list.eval(pl.element().filter(pl.element().is_not_null() & (pl.element() != "")))
+    return stripped.list.eval(
+        pl.element().filter(pl.element().is_not_null() & (pl.element() != ""))
+    )
 
 
 def prepare_mimic(root: Path, limit: int | None = None) -> pl.DataFrame:
@@ -43,8 +54,9 @@ def prepare_mimic(root: Path, limit: int | None = None) -> pl.DataFrame:
     if records.height == 0:
         return empty_record_frame()
     if mm_csv.is_file():
-        mm = pl.read_csv(mm_csv, infer_schema_length=0).unique(subset=KEYS, keep="first",
-                                                               maintain_order=True)
+        mm = pl.read_csv(mm_csv, infer_schema_length=0).unique(
+            subset=KEYS, keep="first", maintain_order=True
+        )
     else:
         mm = pl.DataFrame(schema={k: pl.String for k in KEYS})
     mm = mm.with_columns(_statements(mm).alias("statements"))
@@ -55,18 +67,23 @@ def prepare_mimic(root: Path, limit: int | None = None) -> pl.DataFrame:
     ]
     measurements = pl.struct(typed).struct.json_encode() if present else pl.lit(None, pl.String)
     mm = mm.select(*KEYS, "statements", measurements.alias("measurements"))
-    frame = records.join(mm, on=KEYS, how="left").select(
-        pl.col("study_id").cast(pl.Int64).alias("_key"),
-        pl.col("study_id").cast(pl.Int64).cast(pl.String).alias("record_id"),
-        pl.col("subject_id").cast(pl.Int64).cast(pl.String).alias("patient_id"),
-        pl.col("path").fill_null("").alias("path"),
-        pl.col("statements").fill_null(pl.lit([], pl.List(pl.String))).alias("statements"),
-        pl.col("measurements"),
-        pl.lit(None, pl.Float32).alias("age"),
-        pl.lit(None, pl.String).alias("sex"),
-        pl.lit(None, pl.String).alias("scp_codes"),
-        pl.lit(None, pl.Int32).alias("strat_fold"),
-    ).with_columns(pl.col("statements").list.join("\n").alias("report")).sort("_key")
+    frame = (
+        records.join(mm, on=KEYS, how="left")
+        .select(
+            pl.col("study_id").cast(pl.Int64).alias("_key"),
+            pl.col("study_id").cast(pl.Int64).cast(pl.String).alias("record_id"),
+            pl.col("subject_id").cast(pl.Int64).cast(pl.String).alias("patient_id"),
+            pl.col("path").fill_null("").alias("path"),
+            pl.col("statements").fill_null(pl.lit([], pl.List(pl.String))).alias("statements"),
+            pl.col("measurements"),
+            pl.lit(None, pl.Float32).alias("age"),
+            pl.lit(None, pl.String).alias("sex"),
+            pl.lit(None, pl.String).alias("scp_codes"),
+            pl.lit(None, pl.Int32).alias("strat_fold"),
+        )
+        .with_columns(pl.col("statements").list.join("\n").alias("report"))
+        .sort("_key")
+    )
     if limit is not None:
         frame = frame.head(limit)
     return frame.select(RECORD_COLUMNS)

@@ -51,7 +51,10 @@ def prepare_ptbxl(
     frame = raw.select(
         pl.col("ecg_id").cast(pl.Int64).alias("_key"),
         pl.col("ecg_id").cast(pl.Int64).cast(pl.String).alias("record_id"),
-        pl.col("patient_id").cast(pl.Float64, strict=False).cast(pl.Int64).cast(pl.String)
+        pl.col("patient_id")
+        .cast(pl.Float64, strict=False)
+        .cast(pl.Int64)
+        .cast(pl.String)
         .alias("patient_id"),
         pl.col(path_col).fill_null("").alias("path"),
         pl.col("report").fill_null("").alias("report"),

@@ -129,15 +129,16 @@ def prefect_server(prefect_env, tmp_path_factory):
     procs = Procs(tmp_path_factory.mktemp("server-logs"))
     port = free_port()
     proc = procs.start(
-        "server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                   str(port)], prefect_env,
+        "server",
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        prefect_env,
     )
     url = f"http://127.0.0.1:{port}/api"
     try:
         wait_http(f"{url}/health", 150, proc)
-    except Exception:
+    except Exception as exc:
         procs.stop_all()
-        raise RuntimeError("prefect server did not start:\n" + procs.log("server")[-3000:])
+        raise RuntimeError("prefect server did not start:\n" + procs.log("server")[-3000:]) from exc
     os.environ["PREFECT_API_URL"] = url
     try:
         with temporary_settings(updates={PREFECT_API_URL: url}):
@@ -179,9 +180,12 @@ def add_ptbxl_records(root: Path, n: int, first_id: int = 7000) -> list[str]:
         header = (root / (src["filename_hr"] + ".hea")).read_text().replace(old_name, new_name)
         (root / folder / f"{new_name}.hea").write_text(header)
         shutil.copyfile(root / (src["filename_hr"] + ".dat"), root / folder / f"{new_name}.dat")
-        src.update(ecg_id=str(ecg_id), patient_id=f"{90000 + ecg_id}.0",
-                   filename_hr=f"{folder}/{new_name}",
-                   filename_lr=f"records100/{ecg_id // 1000 * 1000:05d}/{ecg_id:05d}_lr")
+        src.update(
+            ecg_id=str(ecg_id),
+            patient_id=f"{90000 + ecg_id}.0",
+            filename_hr=f"{folder}/{new_name}",
+            filename_lr=f"records100/{ecg_id // 1000 * 1000:05d}/{ecg_id:05d}_lr",
+        )
         rows.append(src)
         new_ids.append(str(ecg_id))
     with open(db, "w", newline="") as f:
@@ -220,7 +224,9 @@ def tree_state(corpus: Path) -> dict[str, tuple[int, int, str]]:
         if p.is_file():
             st = p.stat()
             out[p.relative_to(corpus).as_posix()] = (
-                st.st_ino, st.st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest()
+                st.st_ino,
+                st.st_mtime_ns,
+                hashlib.sha256(p.read_bytes()).hexdigest(),
             )
     return out
 

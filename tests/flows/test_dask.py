@@ -42,18 +42,21 @@ def test_local_cluster_equals_local_build(prefect_server, inputs_and_local, tmp_
 
     cfg, local = inputs_and_local
     assert os.environ["PREFECT_API_URL"] == prefect_server
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
         t0 = time.perf_counter()
-        build_corpus_flow(cfg.model_copy(update={"out": tmp_path / "lc"}),
-                          dask_address=cluster.scheduler_address)
+        build_corpus_flow(
+            cfg.model_copy(update={"out": tmp_path / "lc"}), dask_address=cluster.scheduler_address
+        )
         print(f"\n[timing] LocalCluster (2 process workers): {time.perf_counter() - t0:.1f} s")
     assert validate_corpus(tmp_path / "lc") == []
     assert shard_digests(tmp_path / "lc") == local
 
 
-def test_external_scheduler_equals_local_build(prefect_server, prefect_env, procs,
-                                               inputs_and_local, tmp_path):
+def test_external_scheduler_equals_local_build(
+    prefect_server, prefect_env, procs, inputs_and_local, tmp_path
+):
     from distributed import Client
 
     from flows.build_corpus import build_corpus_flow
@@ -62,10 +65,35 @@ def test_external_scheduler_equals_local_build(prefect_server, prefect_env, proc
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = {**prefect_env, "PREFECT_API_URL": prefect_server}
-    procs.start("scheduler", [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
-                              str(port), "--no-dashboard"], env)
-    procs.start("worker", [str(BIN / "dask"), "worker", address, "--host", "127.0.0.1",
-                           "--nworkers", "2", "--nthreads", "1", "--no-dashboard"], env)
+    procs.start(
+        "scheduler",
+        [
+            str(BIN / "dask"),
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-dashboard",
+        ],
+        env,
+    )
+    procs.start(
+        "worker",
+        [
+            str(BIN / "dask"),
+            "worker",
+            address,
+            "--host",
+            "127.0.0.1",
+            "--nworkers",
+            "2",
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+        ],
+        env,
+    )
     deadline = time.monotonic() + 90
     while True:
         try:

@@ -54,8 +54,12 @@ def test_readme_prefect_section_is_what_this_test_runs():
 
 
 def test_deployments_full_then_refresh(prefect_server, prefect_env, procs, sample_copy, tmp_path):
-    env = {**prefect_env, "PREFECT_API_URL": prefect_server, "PREFECT_WORKER_QUERY_SECONDS": "2",
-           "PREFECT_WORKER_PREFETCH_SECONDS": "5"}
+    env = {
+        **prefect_env,
+        "PREFECT_API_URL": prefect_server,
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+        "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+    }
     prefect = str(BIN / "prefect")
     pools = run([prefect, "work-pool", "ls"], env)
     if POOL not in pools:
@@ -65,11 +69,25 @@ def test_deployments_full_then_refresh(prefect_server, prefect_env, procs, sampl
     assert not (REPO / ".prefect").exists() or (REPO / ".prefect").is_dir()
 
     out = tmp_path / "corpus"
-    params = {"config": {"ptbxl": str(sample_copy), "out": str(out), "workers": 1,
-                         "shards_per_split": 4}}
+    params = {
+        "config": {"ptbxl": str(sample_copy), "out": str(out), "workers": 1, "shards_per_split": 4}
+    }
     t0 = time.perf_counter()
-    printed = run([prefect, "deployment", "run", "build-corpus/full", "--params",
-                   json.dumps(params), "--watch", "--watch-timeout", "240"], env, timeout=300)
+    printed = run(
+        [
+            prefect,
+            "deployment",
+            "run",
+            "build-corpus/full",
+            "--params",
+            json.dumps(params),
+            "--watch",
+            "--watch-timeout",
+            "240",
+        ],
+        env,
+        timeout=300,
+    )
     assert run_state(printed) == "Completed", procs.log("worker")[-3000:]
     print(f"\n[timing] deployment run build-corpus/full: {time.perf_counter() - t0:.1f} s")
     assert validate_corpus(out) == []
@@ -82,8 +100,21 @@ def test_deployments_full_then_refresh(prefect_server, prefect_env, procs, sampl
         assert r.status == 200
 
     added = add_ptbxl_records(sample_copy, 3)
-    printed = run([prefect, "deployment", "run", "build-corpus/refresh", "--params",
-                   json.dumps(params), "--watch", "--watch-timeout", "240"], env, timeout=300)
+    printed = run(
+        [
+            prefect,
+            "deployment",
+            "run",
+            "build-corpus/refresh",
+            "--params",
+            json.dumps(params),
+            "--watch",
+            "--watch-timeout",
+            "240",
+        ],
+        env,
+        timeout=300,
+    )
     assert run_state(printed) == "Completed", procs.log("worker")[-3000:]
     after = shard_digests(out)
     last = read_manifest(out).refreshes[-1]

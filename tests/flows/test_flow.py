@@ -12,8 +12,20 @@ def test_flow_and_cli_give_identical_shards(prefect_server, ptbxl_sample, tmp_pa
 
     from flows.build_corpus import build_corpus_flow
 
-    assert cli_main(["build", "--ptbxl", str(ptbxl_sample), "--out", str(tmp_path / "cli"),
-                     "--workers", "1"]) == 0
+    assert (
+        cli_main(
+            [
+                "build",
+                "--ptbxl",
+                str(ptbxl_sample),
+                "--out",
+                str(tmp_path / "cli"),
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     cfg = BuildConfig(ptbxl=ptbxl_sample, out=tmp_path / "flow", workers=2)
     summary = build_corpus_flow(cfg)
     assert summary["changed"] and validate_corpus(tmp_path / "flow") == []

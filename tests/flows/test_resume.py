@@ -37,13 +37,19 @@ def test_sigkill_mid_write_then_rerun(prefect_server, prefect_env, procs, sample
 
     add_ptbxl_records(sample_copy, 24)
     out = tmp_path / "corpus"
-    settings = {"ptbxl": str(sample_copy), "out": str(out), "workers": 1, "batch_size": 1,
-                "shards_per_split": 2}
+    settings = {
+        "ptbxl": str(sample_copy),
+        "out": str(out),
+        "workers": 1,
+        "batch_size": 1,
+        "shards_per_split": 2,
+    }
     config_file = tmp_path / "build.yaml"
     config_file.write_text(yaml.safe_dump(settings))
     env = {**prefect_env, "PREFECT_API_URL": prefect_server}
-    proc = procs.start("flow", [sys.executable, "-m", "flows.build_corpus", "--config",
-                                str(config_file)], env)
+    proc = procs.start(
+        "flow", [sys.executable, "-m", "flows.build_corpus", "--config", str(config_file)], env
+    )
     killed_with_tmp = False
     deadline = time.monotonic() + 180
     while proc.poll() is None and time.monotonic() < deadline:

@@ -17,8 +17,11 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 TINY_ROWS = {
-    ("ptbxl", "train"): 24, ("ptbxl", "validation"): 4, ("ptbxl", "test"): 8,
-    ("mimic", "train"): 8, ("mimic", "test"): 4,
+    ("ptbxl", "train"): 24,
+    ("ptbxl", "validation"): 4,
+    ("ptbxl", "test"): 8,
+    ("mimic", "train"): 8,
+    ("mimic", "test"): 4,
 }  # 48 rows
 
 
@@ -33,7 +36,9 @@ def tiny_corpus(tmp_path_factory) -> Path:
     """A 48-row corpus (ptbxl and mimic; train/validation/test) in the real shard layout."""
     from meit_train.synthetic import write_synthetic_corpus
 
-    return write_synthetic_corpus(tmp_path_factory.mktemp("corpus"), TINY_ROWS, n_samples=1000, fs=100)
+    return write_synthetic_corpus(
+        tmp_path_factory.mktemp("corpus"), TINY_ROWS, n_samples=1000, fs=100
+    )
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,10 @@ from meit_train.corpus import CorpusError, load_manifest
 from meit_train.data import IGNORE_INDEX, ChatFormatter, EcgTextStream, StreamConfig, make_loader
 from tests.meit_train.conftest import TINY_ROWS
 
-MESSAGES = [{"role": "user", "content": "describe: "}, {"role": "assistant", "content": "sinus rhythm."}]
+MESSAGES = [
+    {"role": "user", "content": "describe: "},
+    {"role": "assistant", "content": "sinus rhythm."},
+]
 
 
 def ids_of(stream: EcgTextStream, workers: int) -> list[str]:
@@ -72,8 +75,8 @@ def test_loss_is_masked_through_the_assistant_tag(tok):
     prompt = f.prompt_ids(MESSAGES)
     assert tok.decode(prompt).endswith("<|assistant|>\n")
     assert labels[: len(prompt)] == [IGNORE_INDEX] * len(prompt)
-    assert labels[len(prompt):] == ids[len(prompt):] and ids[-1] == tok.eos_token_id
-    assert tok.decode(ids[len(prompt):-1]) == "sinus rhythm."
+    assert labels[len(prompt) :] == ids[len(prompt) :] and ids[-1] == tok.eos_token_id
+    assert tok.decode(ids[len(prompt) : -1]) == "sinus rhythm."
     assert len(f.encode(MESSAGES)[0]) > 8 and len(ChatFormatter(tok, 8).encode(MESSAGES)[0]) == 8
 
 
@@ -82,7 +85,10 @@ def test_chat_template_is_used_when_present(tiny_llama):
     f = ChatFormatter(tok, 128)
     assert f.use_template
     ids, labels = f.encode(MESSAGES)
-    assert tok.decode([i for i, l in zip(ids, labels) if l != IGNORE_INDEX]) == "sinus rhythm.<|endoftext|>"
+    assert (
+        tok.decode([i for i, lab in zip(ids, labels) if lab != IGNORE_INDEX])
+        == "sinus rhythm.<|endoftext|>"
+    )
 
 
 def test_other_major_schema_version_is_refused(tiny_corpus, tmp_path):

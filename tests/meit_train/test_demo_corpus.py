@@ -26,18 +26,45 @@ def demo_corpus(tmp_path_factory) -> Path:
 
 
 def test_tiny_gpt2_trains_and_evaluates_on_the_demo_corpus(demo_corpus, tiny_gpt2, tmp_path):
-    cfg = TrainConfig.model_validate(dict(
-        max_steps=20, batch_size=4, micro_batch_size=4, lr=3e-3, warmup_ratio=0.1,
-        checkpoint_every=20, log_every=1, progress=False,
-        data=dict(max_length=64, num_workers=0, shuffle_buffer=16, bucket_batches=2),
-        model=dict(encoder=dict(layers=[1, 1], width=16), lora=dict(r=8, alpha=16, dropout=0.1)),
-    ))
+    cfg = TrainConfig.model_validate(
+        dict(
+            max_steps=20,
+            batch_size=4,
+            micro_batch_size=4,
+            lr=3e-3,
+            warmup_ratio=0.1,
+            checkpoint_every=20,
+            log_every=1,
+            progress=False,
+            data=dict(max_length=64, num_workers=0, shuffle_buffer=16, bucket_batches=2),
+            model=dict(
+                encoder=dict(layers=[1, 1], width=16), lora=dict(r=8, alpha=16, dropout=0.1)
+            ),
+        )
+    )
     run = tmp_path / "run"
     train(demo_corpus, str(tiny_gpt2), run, cfg)
     losses = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(losses) == 20 and np.mean(losses[-4:]) < np.mean(losses[:4]) - 0.05
     out = tmp_path / "eval.json"
-    assert eval_main(["--corpus", str(demo_corpus), "--run", str(run), "--split", "test",
-                      "--max-new-tokens", "8", "--out", str(out)]) == 0
+    assert (
+        eval_main(
+            [
+                "--corpus",
+                str(demo_corpus),
+                "--run",
+                str(run),
+                "--split",
+                "test",
+                "--max-new-tokens",
+                "8",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(out.read_text())["metrics"]
-    assert metrics["n"] == 5 and {"BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D"} <= set(metrics["corpus"])
+    assert metrics["n"] == 5 and {"BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D"} <= set(
+        metrics["corpus"]
+    )

@@ -81,7 +81,14 @@ def test_encoder_depth_is_configurable():
 def test_unknown_architecture_is_refused():
     from transformers import BertConfig, BertForMaskedLM
 
-    bert = BertForMaskedLM(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                      intermediate_size=32, vocab_size=100))
+    bert = BertForMaskedLM(
+        BertConfig(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            vocab_size=100,
+        )
+    )
     with pytest.raises(NotImplementedError):
         fusion.attention_modules(bert)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +20,17 @@ STEPS = 24
 def tiny_config(**over) -> TrainConfig:
     """A CPU-sized config: micro-batches of 4, 2 per step, 64 tokens, small encoder and LoRA."""
     raw = dict(
-        max_steps=STEPS, batch_size=8, micro_batch_size=4, lr=3e-3, warmup_ratio=0.1,
-        checkpoint_every=12, log_every=1, progress=False,
-        data=dict(max_length=64, num_workers=0, shuffle_buffer=16, bucket_batches=2, sources=["ptbxl"]),
+        max_steps=STEPS,
+        batch_size=8,
+        micro_batch_size=4,
+        lr=3e-3,
+        warmup_ratio=0.1,
+        checkpoint_every=12,
+        log_every=1,
+        progress=False,
+        data=dict(
+            max_length=64, num_workers=0, shuffle_buffer=16, bucket_batches=2, sources=["ptbxl"]
+        ),
         model=dict(encoder=dict(layers=[1, 1], width=16), lora=dict(r=8, alpha=16, dropout=0.1)),
     )
     return TrainConfig.model_validate({**raw, **over})
@@ -45,8 +52,18 @@ def gpt2_run(tiny_corpus, tiny_gpt2, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run") / "gpt2"
     cfg = tmp_path_factory.mktemp("cfg") / "train.yaml"
     cfg.write_text(yaml.safe_dump(tiny_config().model_dump()))
-    rc = train_main(["--corpus", str(tiny_corpus), "--model", str(tiny_gpt2), "--out", str(run),
-                     "--config", str(cfg)])
+    rc = train_main(
+        [
+            "--corpus",
+            str(tiny_corpus),
+            "--model",
+            str(tiny_gpt2),
+            "--out",
+            str(run),
+            "--config",
+            str(cfg),
+        ]
+    )
     assert rc == 0
     return run
 
@@ -65,10 +82,15 @@ def test_only_adapter_encoder_and_projection_are_saved(llama_run):
     state = torch.load(llama_run / "final" / "trainable.pt")
     assert state and all(("lora_" in k) or k.startswith(("encoder.", "projection.")) for k in state)
     assert (llama_run / "final" / "adapter" / "adapter_config.json").exists()
-    assert sorted(p.name for p in (llama_run / "checkpoints").iterdir()) == ["step-00000012", "step-00000024"]
+    assert sorted(p.name for p in (llama_run / "checkpoints").iterdir()) == [
+        "step-00000012",
+        "step-00000024",
+    ]
 
 
-def test_checkpoint_resumes_to_the_same_next_step_loss(llama_run, tiny_corpus, tiny_llama, tmp_path):
+def test_checkpoint_resumes_to_the_same_next_step_loss(
+    llama_run, tiny_corpus, tiny_llama, tmp_path
+):
     resumed = tmp_path / "resumed"
     ckpt = llama_run / "checkpoints" / "step-00000012"
     train(tiny_corpus, str(tiny_llama), resumed, tiny_config(max_steps=14), resume_from=ckpt)
@@ -78,21 +100,50 @@ def test_checkpoint_resumes_to_the_same_next_step_loss(llama_run, tiny_corpus, t
 def test_unknown_config_key_exits_2(tiny_corpus, tiny_gpt2, tmp_path, capsys):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("lr: 1.0e-4\nlearning_rate_typo: 3\n")
-    rc = train_main(["--corpus", str(tiny_corpus), "--model", str(tiny_gpt2), "--out",
-                     str(tmp_path / "r"), "--config", str(cfg)])
+    rc = train_main(
+        [
+            "--corpus",
+            str(tiny_corpus),
+            "--model",
+            str(tiny_gpt2),
+            "--out",
+            str(tmp_path / "r"),
+            "--config",
+            str(cfg),
+        ]
+    )
     assert rc == 2 and "learning_rate_typo" in capsys.readouterr().err
 
 
 def test_meit_eval_writes_all_metrics(gpt2_run, tiny_corpus, tmp_path):
     out = tmp_path / "eval.json"
-    rc = eval_main(["--corpus", str(tiny_corpus), "--run", str(gpt2_run), "--split", "test",
-                    "--source", "mimic", "--meit-batch-average", "--perturb", "0.05,0.20",
-                    "--max-new-tokens", "8", "--out", str(out)])
+    rc = eval_main(
+        [
+            "--corpus",
+            str(tiny_corpus),
+            "--run",
+            str(gpt2_run),
+            "--split",
+            "test",
+            "--source",
+            "mimic",
+            "--meit-batch-average",
+            "--perturb",
+            "0.05,0.20",
+            "--max-new-tokens",
+            "8",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     result = json.loads(out.read_text())
     assert result["zero_shot"] is True and result["metrics"]["n"] == 4
-    for block in (result["metrics"]["corpus"], result["metrics"]["meit_batch_average"],
-                  *[v["corpus"] for v in result["perturbation"].values()]):
+    for block in (
+        result["metrics"]["corpus"],
+        result["metrics"]["meit_batch_average"],
+        *[v["corpus"] for v in result["perturbation"].values()],
+    ):
         assert set(block) == set(Scorer.NAMES) and all(np.isfinite(list(block.values())))
     assert set(result["perturbation"]) == {"0.05", "0.20"}
     preds = out.with_suffix(".predictions.jsonl").read_text().splitlines()

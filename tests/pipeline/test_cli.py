@@ -18,13 +18,14 @@ def test_demo_build_validate_inspect(tmp_path: Path, monkeypatch, capsys):
     manifest = read_manifest(corpus)
     assert all(c.synthetic for c in manifest.counts.values())
     assert "Synthetic data" in (corpus / "README.md").read_text()
-    for name, c in manifest.counts.items():
+    for c in manifest.counts.values():
         assert c.seen == c.kept_total + c.rejected_total
     # The demo's documented defects: two rejections per source, one repaired NaN gap.
     assert manifest.counts["ptbxl"].rejected == {"empty_report": 1, "flat_lead": 1}
     assert manifest.counts["mimic"].rejected == {"empty_report": 1, "too_much_nan": 1}
     repaired = [
-        r for f in manifest.files
+        r
+        for f in manifest.files
         for r in pq.read_table(corpus / f.path, columns=["id", "nan_repaired"]).to_pylist()
         if r["nan_repaired"]
     ]

@@ -16,7 +16,7 @@ from pipeline.cli import main
 from pipeline.config import BuildConfig
 from pipeline.corpus import build_corpus, read_manifest, validate_corpus
 from pipeline.leads import canonical_order
-from pipeline.sources.demo import write_mimic_record, write_ptbxl_record
+from pipeline.sources.demo import write_mimic_record
 from schemas import CANONICAL_LEADS
 
 REAL_500HZ = ["6000", "6001", "6002", "6004", "6005", "6006", "6007", "6008"]
@@ -52,9 +52,26 @@ def write_mimic_from_ptbxl(ptbxl: Path, root: Path) -> dict[str, str]:
         rel = Path(rel).relative_to(root).as_posix() if Path(rel).is_absolute() else str(rel)
         records.append([subject, study, study, "2180-01-01 00:00:00", rel])
         reports = ["Sinus rhythm", "Normal ECG"] + [""] * 16
-        measurements.append([subject, study, 1, "2180-01-01 00:00:00", *reports,
-                             "0.005-150 Hz", "60 Hz notch Baseline filter",
-                             800, 40, 128, 170, 258, 518, 81, 77, 79])
+        measurements.append(
+            [
+                subject,
+                study,
+                1,
+                "2180-01-01 00:00:00",
+                *reports,
+                "0.005-150 Hz",
+                "60 Hz notch Baseline filter",
+                800,
+                40,
+                128,
+                170,
+                258,
+                518,
+                81,
+                77,
+                79,
+            ]
+        )
         mapping[str(study)] = ecg_id
     with open(root / "record_list.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -114,8 +131,14 @@ def test_manifest_counts_and_rejections(real_build):
     assert manifest.splits["ptbxl"].leaking_patients == 0
     assert validate_corpus(corpus) == []
     ledger = pq.read_table(corpus / "rejections.parquet").to_pylist()
-    assert ledger == [{"source": "ptbxl", "record_id": "1", "reason": "missing_file",
-                       "detail": "00001_hr.hea not found"}]
+    assert ledger == [
+        {
+            "source": "ptbxl",
+            "record_id": "1",
+            "reason": "missing_file",
+            "detail": "00001_hr.hea not found",
+        }
+    ]
 
 
 def test_rows_load_with_datasets_offline(real_build):
@@ -148,7 +171,9 @@ def test_two_builds_identical_and_validate_catches_flipped_byte(real_build, ptbx
     assert main(["validate", str(corpus)]) == 0
 
 
-def test_resume_skips_finished_units_and_replaces_a_missing_shard(real_build, ptbxl_sample, tmp_path):
+def test_resume_skips_finished_units_and_replaces_a_missing_shard(
+    real_build, ptbxl_sample, tmp_path
+):
     corpus, tmp, _ = real_build
     out = tmp_path / "resume"
     shutil.copytree(corpus, out)
@@ -165,11 +190,16 @@ def rich_build(ptbxl_sample: Path, tmp_path_factory) -> Path:
     """The real samples with three examples per record, MEIT's jsonl and MEIT's split mode."""
     tmp = tmp_path_factory.mktemp("rich")
     write_mimic_from_ptbxl(ptbxl_sample, tmp / "mimic")
-    cfg = BuildConfig.model_validate({
-        "ptbxl": ptbxl_sample, "mimic": tmp / "mimic", "out": tmp / "corpus", "workers": 1,
-        "text": {"examples_per_record": 3, "meit_jsonl": True},
-        "split": {"mode": "meit"},
-    })
+    cfg = BuildConfig.model_validate(
+        {
+            "ptbxl": ptbxl_sample,
+            "mimic": tmp / "mimic",
+            "out": tmp / "corpus",
+            "workers": 1,
+            "text": {"examples_per_record": 3, "meit_jsonl": True},
+            "split": {"mode": "meit"},
+        }
+    )
     build_corpus(cfg)
     return tmp / "corpus"
 
@@ -195,15 +225,22 @@ def test_examples_tasks_and_meit_jsonl(rich_build: Path):
     assert manifest.tasks["report_generation"] == 16
     assert {"rhythm", "diagnosis", "heart_rate", "intervals", "axes"} <= set(manifest.tasks)
     for row in rows.values():
-        assert row["id"] == (f"{row['source']}/{row['record_id']}" if row["example"] == 0
-                             else f"{row['source']}/{row['record_id']}/{row['task']}")
+        assert row["id"] == (
+            f"{row['source']}/{row['record_id']}"
+            if row["example"] == 0
+            else f"{row['source']}/{row['record_id']}/{row['task']}"
+        )
         if row["task"] == "heart_rate":
             rr = json.loads(row["measurements"])["rr_interval"]
             assert row["messages"][1]["content"] == (
-                f"The heart rate is {round(60000 / rr)} beats per minute.")
+                f"The heart rate is {round(60000 / rr)} beats per minute."
+            )
     assert validate_corpus(rich_build) == []
-    jsonl = [json.loads(line) for f in manifest.extra_files
-             for line in (rich_build / f.path).read_text().splitlines()]
+    jsonl = [
+        json.loads(line)
+        for f in manifest.extra_files
+        for line in (rich_build / f.path).read_text().splitlines()
+    ]
     assert len(jsonl) == len(rows)
     for line in jsonl:
         assert set(line) == {"dataset", "id", "ecg_path", "messages"}
@@ -217,4 +254,6 @@ def test_meit_split_mode_is_labelled_as_leaking(rich_build: Path, real_build):
     assert rich.splits["ptbxl"].mode == "folds" and not rich.splits["ptbxl"].leaks
     assert "leak" in (rich_build / "README.md").read_text().lower()
     patient = read_manifest(real_build[0])
-    assert patient.splits["mimic"].mode == "patient" and patient.splits["mimic"].leaking_patients == 0
+    assert (
+        patient.splits["mimic"].mode == "patient" and patient.splits["mimic"].leaking_patients == 0
+    )

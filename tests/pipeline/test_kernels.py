@@ -7,11 +7,14 @@ import pytest
 import scipy.signal
 import wfdb
 
-from pipeline.signal import butter_sos
 from pipeline.kernels import sosfiltfilt
+from pipeline.signal import butter_sos
 
 DESIGNS = [
-    (500, 0.5, 40.0, 5), (500, 0.5, None, 5), (500, None, 40.0, 3), (100, 1.0, 30.0, 4),
+    (500, 0.5, 40.0, 5),
+    (500, 0.5, None, 5),
+    (500, None, 40.0, 3),
+    (100, 1.0, 30.0, 4),
     (500, 0.05, 150.0, 2),
 ]
 
@@ -35,8 +38,9 @@ def test_many_channels_and_odd_shapes():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((7, 12, 1234)).cumsum(axis=-1)  # more rows than one kernel chunk
     sos = butter_sos(500, 0.5, 40.0, 5)
-    np.testing.assert_allclose(sosfiltfilt(sos, x),
-                               scipy.signal.sosfiltfilt(sos, x, axis=-1), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        sosfiltfilt(sos, x), scipy.signal.sosfiltfilt(sos, x, axis=-1), rtol=0, atol=1e-12
+    )
     with pytest.raises(ValueError):
         sosfiltfilt(sos, x[..., :20])
 

@@ -25,8 +25,12 @@ def real_signal(root: Path) -> np.ndarray:
 
 
 def add_row(rows: list[dict], template: dict, ecg_id: int, **changes: str) -> None:
-    row = dict(template, ecg_id=str(ecg_id), patient_id=f"{90000 + ecg_id}.0",
-               filename_hr=f"records500/{ecg_id // 1000 * 1000:05d}/{ecg_id:05d}_hr")
+    row = dict(
+        template,
+        ecg_id=str(ecg_id),
+        patient_id=f"{90000 + ecg_id}.0",
+        filename_hr=f"records500/{ecg_id // 1000 * 1000:05d}/{ecg_id:05d}_hr",
+    )
     row.update(changes)
     rows.append(row)
 
@@ -72,10 +76,17 @@ def bad_ptbxl(ptbxl_sample: Path, tmp_path_factory) -> Path:
     add_row(rows, template, 7005)
     # 8-lead record (the limb leads III, aVR, aVL, aVF missing)
     d = root / "records500/07000"
-    wfdb.wrsamp("07006_hr", fs=500, units=["mV"] * 8,
-                sig_name=["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"],
-                p_signal=x[[0, 1, 6, 7, 8, 9, 10, 11]].T, fmt=["16"] * 8, adc_gain=[1000.0] * 8,
-                baseline=[0] * 8, write_dir=str(d))
+    wfdb.wrsamp(
+        "07006_hr",
+        fs=500,
+        units=["mV"] * 8,
+        sig_name=["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"],
+        p_signal=x[[0, 1, 6, 7, 8, 9, 10, 11]].T,
+        fmt=["16"] * 8,
+        adc_gain=[1000.0] * 8,
+        baseline=[0] * 8,
+        write_dir=str(d),
+    )
     add_row(rows, template, 7006)
     # wrong length (4 s)
     write(7007, x[:, :2000])

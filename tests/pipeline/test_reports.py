@@ -25,14 +25,21 @@ def test_pretranslated_csv_takes_precedence(tmp_path):
     csv.write_text("ecg_id,report_en\n6001,sinus rhythm. p widening. normal axis.\n")
     cleaner = ReportCleaner.from_config(TextConfig(translation="csv", translation_csv=csv))
     assert cleaner.ptbxl("6001", "sinusrhythmus p-verbreiterung lagetyp normal").report == (
-        "sinus rhythm. p widening. normal axis.")
+        "sinus rhythm. p widening. normal axis."
+    )
     assert cleaner.ptbxl("6007", "sinusrhythmus normales ekg").language == "de"
 
 
 def test_mimic_warnings_dropped_and_short_reports_flagged():
     cleaner = ReportCleaner.from_config(TextConfig())
-    text = cleaner.mimic(["--- Warning: Data quality may affect interpretation ---",
-                          "Sinus rhythm", None, "Normal ECG"])
+    text = cleaner.mimic(
+        [
+            "--- Warning: Data quality may affect interpretation ---",
+            "Sinus rhythm",
+            None,
+            "Normal ECG",
+        ]
+    )
     assert text.report == "sinus rhythm. normal ecg."
     assert text.dropped == ("--- Warning: Data quality may affect interpretation ---",)
     assert text.words == 4 >= cleaner.min_words("mimic")

@@ -65,7 +65,10 @@ def _per_lead(x: np.ndarray, fn) -> np.ndarray:
     ("cfg", "nk_kwargs"),
     [
         (SignalConfig(bandpass_hz=(0.5, 40.0)), dict(lowcut=0.5, highcut=40.0, order=5)),
-        (SignalConfig(bandpass_hz=(1.0, 45.0), filter_order=3), dict(lowcut=1.0, highcut=45.0, order=3)),
+        (
+            SignalConfig(bandpass_hz=(1.0, 45.0), filter_order=3),
+            dict(lowcut=1.0, highcut=45.0, order=3),
+        ),
         (SignalConfig(highpass_hz=0.5), dict(lowcut=0.5, order=5)),
     ],
     ids=["bandpass-0.5-40-o5", "bandpass-1-45-o3", "highpass-0.5"],
@@ -107,7 +110,9 @@ def test_chained_filters_equal_neurokit_chain(simulated):
         s = nk.signal_filter(s, lowcut=0.7, **kw)
         return _signal_filter_iirnotch(s, FS, cutoff=50.0, Q=30.0)
 
-    np.testing.assert_allclose(apply_filters(simulated, FS, cfg), _per_lead(simulated, chain), atol=NK_ATOL)
+    np.testing.assert_allclose(
+        apply_filters(simulated, FS, cfg), _per_lead(simulated, chain), atol=NK_ATOL
+    )
 
 
 def test_no_filter_returns_input(ptbxl):
@@ -127,7 +132,8 @@ def test_butter_sos_matches_neurokit_design():
         butter_sos(FS, high=40), butter(5, 40, btype="lowpass", output="sos", fs=FS)
     )
     np.testing.assert_array_equal(
-        butter_sos(FS, 52.0, 48.0, 2), butter(2, [48.0, 52.0], btype="bandstop", output="sos", fs=FS)
+        butter_sos(FS, 52.0, 48.0, 2),
+        butter(2, [48.0, 52.0], btype="bandstop", output="sos", fs=FS),
     )
     np.testing.assert_array_equal(butter_sos(FS, 0, 40.0), butter_sos(FS, None, 40.0))  # 0 = absent
     with pytest.raises(ValueError):
@@ -139,7 +145,9 @@ def test_resample_equals_neurokit_poly(ptbxl, fs_out):
     ours = resample(ptbxl, FS, fs_out)
     ref = _per_lead(
         ptbxl,
-        lambda s: nk.signal_resample(s, sampling_rate=FS, desired_sampling_rate=fs_out, method="poly"),
+        lambda s: nk.signal_resample(
+            s, sampling_rate=FS, desired_sampling_rate=fs_out, method="poly"
+        ),
     )
     assert ours.shape == (*ptbxl.shape[:2], 10 * fs_out) and ours.dtype == np.float32
     np.testing.assert_allclose(ours, ref, rtol=0, atol=NK_ATOL)
@@ -176,7 +184,13 @@ def test_nan_stats_clean(ptbxl):
 
 def test_interpolate_repairs_real_record_gaps(ptbxl):
     x = ptbxl[:4].copy()
-    gaps = [(0, 1, 1000, 1005), (0, 7, 2500, 2510), (2, 4, 0, 3), (3, 9, 4996, 5000), (3, 0, 42, 43)]
+    gaps = [
+        (0, 1, 1000, 1005),
+        (0, 7, 2500, 2510),
+        (2, 4, 0, 3),
+        (3, 9, 4996, 5000),
+        (3, 0, 42, 43),
+    ]
     for b, lead, a, e in gaps:
         x[b, lead, a:e] = np.nan
     x[3, 0, 300] = np.inf
@@ -225,7 +239,9 @@ def test_fix_length_crop_and_pad(ptbxl):
     padded, n_crop, n_pad = fix_length(ptbxl[..., :4800], 5000)
     assert padded.shape == ptbxl.shape and (n_crop, n_pad) == (0, 200)
     np.testing.assert_array_equal(padded[..., :4800], ptbxl[..., :4800])
-    np.testing.assert_array_equal(padded[..., 4800:], np.repeat(ptbxl[..., 4799:4800], 200, axis=-1))
+    np.testing.assert_array_equal(
+        padded[..., 4800:], np.repeat(ptbxl[..., 4799:4800], 200, axis=-1)
+    )
     same, n_crop, n_pad = fix_length(ptbxl, 5000)
     assert same.shape == ptbxl.shape and (n_crop, n_pad) == (0, 0)
 

@@ -25,10 +25,12 @@ def test_hash_split_is_stable_and_close_to_the_fractions():
 
 
 def test_every_patient_lands_in_one_split():
-    frame = pl.DataFrame({
-        "record_id": [str(i) for i in range(3000)],
-        "patient_id": [str(i % 700) for i in range(3000)],
-    })
+    frame = pl.DataFrame(
+        {
+            "record_id": [str(i) for i in range(3000)],
+            "patient_id": [str(i % 700) for i in range(3000)],
+        }
+    )
     split = assign_splits(frame, "mimic", SplitConfig())
     audit = audit_splits(split)
     assert audit.leaking_patients == 0 and sum(audit.patients.values()) == 700

@@ -28,14 +28,28 @@ def test_real_mimic_measurements_give_the_computed_answers(mimic_sample):
     assert facts["qrs_ms"] == raw["qrs_end"] - raw["qrs_onset"] == 88
     assert facts["qt_ms"] == raw["t_end"] - raw["qrs_onset"] == 348
     assert (facts["p_axis"], facts["qrs_axis"], facts["t_axis"]) == (81, 77, 79)
-    assert available_tasks(record_facts(row, "mimic", {}, 50)) == ["heart_rate", "intervals", "axes"]
+    assert available_tasks(record_facts(row, "mimic", {}, 50)) == [
+        "heart_rate",
+        "intervals",
+        "axes",
+    ]
 
 
 def test_sentinels_and_implausible_values_are_dropped():
-    facts = measurement_facts(json.dumps({
-        "rr_interval": 29999, "p_onset": 29999, "qrs_onset": 200, "qrs_end": 290, "t_end": 29999,
-        "p_axis": 29999, "qrs_axis": -45, "t_axis": 60,
-    }))
+    facts = measurement_facts(
+        json.dumps(
+            {
+                "rr_interval": 29999,
+                "p_onset": 29999,
+                "qrs_onset": 200,
+                "qrs_end": 290,
+                "t_end": 29999,
+                "p_axis": 29999,
+                "qrs_axis": -45,
+                "t_axis": 60,
+            }
+        )
+    )
     assert facts["heart_rate_bpm"] is None  # 2 bpm is not a heart rate
     assert facts["pr_ms"] is None and facts["qt_ms"] is None and facts["qrs_ms"] == 90
     assert facts["p_axis"] is None and facts["qrs_axis"] == -45
@@ -50,8 +64,10 @@ def test_real_ptbxl_scp_codes_give_rhythm_and_diagnosis(ptbxl_sample):
     # {'NORM': 100.0, 'IRBBB': 100.0, 'SBRAD': 0.0}
     facts = scp_facts(row["scp_codes"], catalogue, 50)
     assert facts["rhythm_statements"] == ["sinus bradycardia"]
-    assert sorted(facts["diagnostic_statements"]) == ["incomplete right bundle branch block",
-                                                       "normal ECG"]
+    assert sorted(facts["diagnostic_statements"]) == [
+        "incomplete right bundle branch block",
+        "normal ECG",
+    ]
     low = frame.filter(pl.col("record_id") == "6005").row(0, named=True)  # {'NORM': 15.0, 'SR': 0}
     assert scp_facts(low["scp_codes"], catalogue, 50)["diagnostic_statements"] is None
     assert scp_facts(low["scp_codes"], catalogue, 10)["diagnostic_statements"] == ["normal ECG"]

@@ -13,7 +13,9 @@ from pipeline.errors import RecordRejected
 from pipeline.wfdb_io import parse_simple_header, read_record, resolve_record
 
 REAL = [
-    "records500/06000/06000_hr", "records500/06000/06002_hr", "records500/06000/06008_hr",
+    "records500/06000/06000_hr",
+    "records500/06000/06002_hr",
+    "records500/06000/06008_hr",
     "records100/00000/00001_lr",
 ]
 
@@ -31,9 +33,17 @@ def test_fast_path_equals_wfdb_on_real_records(ptbxl_sample: Path, rel: str):
 
 def test_other_formats_fall_back_to_wfdb(tmp_path: Path, ptbxl_sample: Path):
     ref = wfdb.rdrecord(str(ptbxl_sample / REAL[0]))
-    wfdb.wrsamp("r212", fs=500, units=["mV"] * 12, sig_name=ref.sig_name, p_signal=ref.p_signal,
-                fmt=["212"] * 12, adc_gain=[200.0] * 12, baseline=[0] * 12,
-                write_dir=str(tmp_path))
+    wfdb.wrsamp(
+        "r212",
+        fs=500,
+        units=["mV"] * 12,
+        sig_name=ref.sig_name,
+        p_signal=ref.p_signal,
+        fmt=["212"] * 12,
+        adc_gain=[200.0] * 12,
+        baseline=[0] * 12,
+        write_dir=str(tmp_path),
+    )
     header = (tmp_path / "r212.hea").read_text()
     assert parse_simple_header(header) is None
     got = read_record(tmp_path / "r212")
@@ -44,20 +54,33 @@ def test_nan_samples_read_as_nan(tmp_path: Path, ptbxl_sample: Path):
     ref = wfdb.rdrecord(str(ptbxl_sample / REAL[0]))
     x = ref.p_signal.copy()
     x[100:110, 4] = np.nan
-    wfdb.wrsamp("nan16", fs=500, units=["mV"] * 12, sig_name=ref.sig_name, p_signal=x,
-                fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12,
-                write_dir=str(tmp_path))
+    wfdb.wrsamp(
+        "nan16",
+        fs=500,
+        units=["mV"] * 12,
+        sig_name=ref.sig_name,
+        p_signal=x,
+        fmt=["16"] * 12,
+        adc_gain=[1000.0] * 12,
+        baseline=[0] * 12,
+        write_dir=str(tmp_path),
+    )
     got = read_record(tmp_path / "nan16")
     assert np.isnan(got.signal[4, 100:110]).all() and np.isfinite(got.signal[4, :100]).all()
-    np.testing.assert_array_equal(np.isnan(got.signal), np.isnan(read_record(
-        tmp_path / "nan16", fast=False).signal))
+    np.testing.assert_array_equal(
+        np.isnan(got.signal), np.isnan(read_record(tmp_path / "nan16", fast=False).signal)
+    )
 
 
 def test_flipped_sample_fails_the_header_checksum(tmp_path: Path, ptbxl_sample: Path):
     for ext in (".hea", ".dat"):
         shutil.copy(ptbxl_sample / (REAL[0] + ext), tmp_path / ("r" + ext))
-    (tmp_path / "r.hea").write_text((tmp_path / "r.hea").read_text().replace("06000_hr.dat", "r.dat")
-                                    .replace("06000_hr ", "r ", 1))
+    (tmp_path / "r.hea").write_text(
+        (tmp_path / "r.hea")
+        .read_text()
+        .replace("06000_hr.dat", "r.dat")
+        .replace("06000_hr ", "r ", 1)
+    )
     data = bytearray((tmp_path / "r.dat").read_bytes())
     data[1001] ^= 0x40
     (tmp_path / "r.dat").write_bytes(bytes(data))

@@ -14,7 +14,8 @@ def test_hf_features_match_the_arrow_schema():
     features = hf_features(5000)
     assert list(features) == arrow.names
     assert features.arrow_schema.equals(arrow, check_metadata=False) or [
-        (f.name, f.type) for f in features.arrow_schema] == [(f.name, f.type) for f in arrow]
+        (f.name, f.type) for f in features.arrow_schema
+    ] == [(f.name, f.type) for f in arrow]
 
 
 def test_ecg_is_fixed_size_float16_in_canonical_order():

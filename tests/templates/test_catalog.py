@@ -10,7 +10,6 @@ import pytest
 from jinja2 import meta
 
 from pipeline.config import BuildConfig
-from pipeline.build import render_context
 from pipeline.prompts import (
     CONTEXT_FIELDS,
     choose_template,
@@ -19,6 +18,7 @@ from pipeline.prompts import (
     render,
     render_pair,
 )
+from pipeline.rows import render_context
 from pipeline.sources.mimic import prepare_mimic
 from pipeline.sources.ptbxl import prepare_ptbxl
 from pipeline.tasks import load_scp_statements, record_facts
@@ -36,12 +36,15 @@ def real_contexts(ptbxl_sample, mimic_sample) -> list[tuple[str, dict]]:
     cfg = BuildConfig()
     scp = load_scp_statements(ptbxl_sample)
     out = []
-    for source, frame, catalogue in (("ptbxl", prepare_ptbxl(ptbxl_sample), scp),
-                                     ("mimic", prepare_mimic(mimic_sample), {})):
+    for source, frame, catalogue in (
+        ("ptbxl", prepare_ptbxl(ptbxl_sample), scp),
+        ("mimic", prepare_mimic(mimic_sample), {}),
+    ):
         for row in frame.iter_rows(named=True):
             facts = record_facts(row, source, catalogue, cfg.text.scp_min_likelihood)
-            out.append((source, {**render_context(row, source, cfg), **facts,
-                                 "report": row["report"]}))
+            out.append(
+                (source, {**render_context(row, source, cfg), **facts, "report": row["report"]})
+            )
     return out
 
 
@@ -108,12 +111,21 @@ def test_strict_undefined_and_requirements():
 
 def test_choice_is_seeded_and_varied():
     catalog = load_catalog()
-    context = {"age": 56.0, "sex": "female", "source": "ptbxl", "dataset_name": "PTB-XL",
-               "fs": 500, "duration_s": 10, "n_leads": 12}
+    context = {
+        "age": 56.0,
+        "sex": "female",
+        "source": "ptbxl",
+        "dataset_name": "PTB-XL",
+        "fs": 500,
+        "duration_s": 10,
+        "n_leads": 12,
+    }
     picks = [choose_template(catalog, f"ptbxl/{i}", "ptbxl", context, 0).id for i in range(400)]
-    assert picks == [choose_template(catalog, f"ptbxl/{i}", "ptbxl", context, 0).id
-                     for i in range(400)]
+    assert picks == [
+        choose_template(catalog, f"ptbxl/{i}", "ptbxl", context, 0).id for i in range(400)
+    ]
     assert len(set(picks)) >= 30
-    other_seed = [choose_template(catalog, f"ptbxl/{i}", "ptbxl", context, 1).id
-                  for i in range(400)]
+    other_seed = [
+        choose_template(catalog, f"ptbxl/{i}", "ptbxl", context, 1).id for i in range(400)
+    ]
     assert other_seed != picks

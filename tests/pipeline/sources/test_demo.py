@@ -71,8 +71,9 @@ def mimic_table(demo: DemoPaths) -> pl.DataFrame:
     records = pl.read_csv(demo.mimic / "record_list.csv")
     measurements = pl.read_csv(demo.mimic / "machine_measurements.csv", infer_schema_length=0)
     measurements = measurements.with_columns(pl.col("subject_id", "study_id").cast(pl.Int64))
-    return records.join(measurements, on=["subject_id", "study_id"], how="inner",
-                        suffix="_mm", validate="1:1")
+    return records.join(
+        measurements, on=["subject_id", "study_id"], how="inner", suffix="_mm", validate="1:1"
+    )
 
 
 def _defect(demo: DemoPaths, source: str, word: str) -> str:
@@ -86,8 +87,11 @@ def _defect(demo: DemoPaths, source: str, word: str) -> str:
 
 @pytest.mark.parametrize(
     "rel, ecg_id, fs",
-    [("records500/06000/06000_hr", 6000, 500), ("records500/06000/06007_hr", 6007, 500),
-     ("records100/00000/00001_lr", 1, 100)],
+    [
+        ("records500/06000/06000_hr", 6000, 500),
+        ("records500/06000/06007_hr", 6007, 500),
+        ("records100/00000/00001_lr", 1, 100),
+    ],
 )
 def test_ptbxl_writer_reproduces_real_files_byte_for_byte(
     ptbxl_sample: Path, tmp_path: Path, rel: str, ecg_id: int, fs: int
@@ -141,8 +145,7 @@ def test_writers_refuse_unstorable_signals(tmp_path: Path) -> None:
 
 def test_mimic_writer_conventions(mimic_sample: Path, tmp_path: Path) -> None:
     x = np.random.default_rng(1).normal(0, 0.5, (12, 5000))
-    out = write_mimic_record(tmp_path, 10000032, 40689238, x,
-                             base=datetime(2180, 7, 23, 8, 44, 0))
+    out = write_mimic_record(tmp_path, 10000032, 40689238, x, base=datetime(2180, 7, 23, 8, 44, 0))
     assert out == tmp_path / "files/p1000/p10000032/s40689238/40689238"
     ours, real = Path(f"{out}.hea"), mimic_sample / REAL_MIMIC_HEADER
     ours_lines, real_lines = ours.read_text().splitlines(), real.read_text().splitlines()
@@ -165,8 +168,9 @@ def test_mimic_writer_reencodes_real_ptbxl_signal(ptbxl_sample: Path, tmp_path: 
     canonical = real.p_signal.T[_canonical(real.sig_name)]
     assert not np.allclose(canonical[4], canonical[5])  # aVL and aVF differ: order is testable
     canonical[2, 1000:1010] = np.nan
-    out = write_mimic_record(tmp_path, 19999999, 40000001, canonical,
-                             base=datetime(2150, 1, 2, 3, 4, 5))
+    out = write_mimic_record(
+        tmp_path, 19999999, 40000001, canonical, base=datetime(2150, 1, 2, 3, 4, 5)
+    )
     assert out == tmp_path / "files/p1999/p19999999/s40000001/40000001"
     rec = wfdb.rdrecord(str(out))
     assert rec.sig_name == list(MIMIC_LEADS)
@@ -259,7 +263,7 @@ def test_demo_ptbxl_reports_match_simulated_heart_rate(
         assert report.replace("Ä", "ä") == report.lower()  # lower-case but for PTB-XL's Ä
         hr = _lead_ii_hr(_read_canonical(demo.ptbxl / rel))
         rhythm = _rhythm_of_hr(hr)
-        said = ("brady" if "brady" in report else "tachy" if "tachy" in report else "normal")
+        said = "brady" if "brady" in report else "tachy" if "tachy" in report else "normal"
         assert said == rhythm, (report, hr)
         code = {"brady": "SBRAD", "tachy": "STACH", "normal": "SR"}[rhythm]
         assert code in ast.literal_eval(codes)
@@ -305,8 +309,11 @@ def test_demo_mimic_layout_and_keys(demo: DemoPaths, mimic_table: pl.DataFrame) 
 def test_demo_mimic_statements_and_measurements_match_signal(
     demo: DemoPaths, mimic_table: pl.DataFrame
 ) -> None:
-    rhythm_words = {"Sinus rhythm": "normal", "Sinus bradycardia": "brady",
-                    "Sinus tachycardia": "tachy"}
+    rhythm_words = {
+        "Sinus rhythm": "normal",
+        "Sinus bradycardia": "brady",
+        "Sinus tachycardia": "tachy",
+    }
     seen = set()
     for row in mimic_table.iter_rows(named=True):
         statements = [row[c] for c in MM_REPORTS if row[c]]
@@ -319,8 +326,9 @@ def test_demo_mimic_statements_and_measurements_match_signal(
         hr = _lead_ii_hr(x)
         assert abs(60000 / hr - rr) / rr < 0.05, (rr, hr)
         assert rhythm_words[findings[0]] == _rhythm_of_hr(60000 / rr)
-        p_on, p_end, q_on, q_end, t_end = (int(row[c]) for c in
-                                           ("p_onset", "p_end", "qrs_onset", "qrs_end", "t_end"))
+        p_on, p_end, q_on, q_end, t_end = (
+            int(row[c]) for c in ("p_onset", "p_end", "qrs_onset", "qrs_end", "t_end")
+        )
         assert p_on < p_end < q_on < q_end < t_end < p_on + rr
         assert 60 <= q_end - q_on <= 120
         assert -30 <= int(row["qrs_axis"]) <= 90

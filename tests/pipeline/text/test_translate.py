@@ -582,7 +582,7 @@ def test_coverage_counts() -> None:
 @pytest.mark.parametrize("name", ["de_en.tsv", "sv_en.tsv"])
 def test_glossary_files_are_clean(name: str) -> None:
     lines = (GLOSSARY_DIR / name).read_text(encoding="utf-8").splitlines()
-    rows = [l.split("\t") for l in lines if l.strip() and not l.startswith("#")][1:]
+    rows = [ln.split("\t") for ln in lines if ln.strip() and not ln.startswith("#")][1:]
     assert rows
     for phrase, english in rows:
         assert phrase == phrase.lower().strip() and "  " not in phrase
