@@ -37,6 +37,9 @@ def nan_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns ``(fraction float64 (B, L), longest_run int64 (B, L))``.
     """
     n = x.shape[-1]
+    shape = x.shape[:-1]
+    if np.isfinite(x).all():  # the common case: one pass, nothing to count
+        return np.zeros(shape), np.zeros(shape, dtype=np.int64)
     bad = ~np.isfinite(x).reshape(-1, n)
     count = np.count_nonzero(bad, axis=-1)
     longest = np.zeros(bad.shape[0], dtype=np.int64)
@@ -46,7 +49,6 @@ def nan_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         starts = np.flatnonzero(edges == 1)  # row-major: starts and ends pair up in order
         ends = np.flatnonzero(edges == -1)
         np.maximum.at(longest, rows[starts // (n + 1)], ends - starts)
-    shape = x.shape[:-1]
     return (count / n).reshape(shape), longest.reshape(shape)
 
 

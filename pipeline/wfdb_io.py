@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import RecordRejected
+from pipeline.kernels import frames_to_leads
 
 WFDB_NAN_16 = -32768  # format 16's "no sample" value; wfdb reads it as NaN
 
@@ -114,15 +115,13 @@ def _read_fast(record: Path, header: SimpleHeader) -> RawRecord:
             "truncated_data" if size < expected else "unreadable",
             f"{dat.name} has {size} bytes, header implies {expected}",
         )
-    digital = np.fromfile(dat, dtype="<i2").reshape(header.n_samples, n_sig).T
+    frames = np.fromfile(dat, dtype="<i2").reshape(header.n_samples, n_sig)  # samples x leads
+    signal, sums = frames_to_leads(frames, header.baseline, header.gain, WFDB_NAN_16)
     if header.checksum is not None:
-        sums = digital.sum(axis=1, dtype=np.int64) % 65536
-        want = header.checksum % 65536
+        sums, want = sums % 65536, header.checksum % 65536
         if not np.array_equal(sums, want):
             bad = [header.leads[i] for i in np.flatnonzero(sums != want)]
             raise RecordRejected("checksum_mismatch", f"leads {bad} fail the header checksum")
-    signal = (digital.astype(np.float32) - header.baseline[:, None]) / header.gain[:, None]
-    signal[digital == WFDB_NAN_16] = np.nan
     return RawRecord(signal=signal, leads=header.leads, fs=header.fs)
 
 

@@ -56,3 +56,19 @@ def test_lead_extremes_equal_numpy(ptbxl_sample):
     np.testing.assert_array_equal(n_hi, (x == x.max(-1, keepdims=True)).sum(-1))
     np.testing.assert_array_equal(n_lo, (x == x.min(-1, keepdims=True)).sum(-1))
     assert n_hi[1].max() > 100  # clipping shows up as many samples at the rail
+
+
+def test_frames_to_leads_equals_wfdb_conversion(ptbxl_sample):
+    from pipeline.kernels import frames_to_leads
+
+    rec = wfdb.rdrecord(str(ptbxl_sample / "records500/06000/06004_hr"), physical=False)
+    frames = rec.d_signal.astype(np.int16)
+    frames[10:15, 3] = -32768  # format 16's missing value
+    baseline = np.array(rec.baseline, dtype=np.float64) + 7  # a non-zero baseline
+    gain = np.array(rec.adc_gain, dtype=np.float64)
+    signal, sums = frames_to_leads(frames, baseline, gain, -32768)
+    expected = ((frames.astype(np.float64) - baseline) / gain).T
+    expected[3, 10:15] = np.nan
+    np.testing.assert_allclose(signal, expected, rtol=1e-6, atol=1e-7)
+    assert np.isnan(signal[3, 10:15]).all() and signal.dtype == np.float32
+    np.testing.assert_array_equal(sums, frames.sum(axis=0, dtype=np.int64))
