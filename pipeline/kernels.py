@@ -157,6 +157,20 @@ def _kernel(name: str):
     return njit(cache=True, nogil=True)(_PURE_PYTHON[name])
 
 
+def lead_extremes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Max, min, and counts of samples at the max and at the min, along the last axis.
+
+    Each result has ``x.shape[:-1]``. ``x`` must be finite.
+    """
+    rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+    if njit is None:
+        hi, lo = rows.max(axis=-1), rows.min(axis=-1)
+        out = hi, lo, (rows == hi[:, None]).sum(-1), (rows == lo[:, None]).sum(-1)
+    else:
+        out = _kernel("extremes")(rows)
+    return tuple(a.reshape(x.shape[:-1]) for a in out)
+
+
 CHUNK_CHANNELS = 48
 """Channels filtered per kernel call (4 records): the working set stays in cache (measured)."""
 
