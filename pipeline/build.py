@@ -14,6 +14,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -318,6 +319,17 @@ def worker_count(cfg: BuildConfig) -> int:
     return cfg.workers or os.cpu_count() or 1
 
 
+@contextmanager
+def local_executor(cfg: BuildConfig) -> Iterator[Executor | None]:
+    """A spawn process pool of :func:`worker_count` workers, or None when one worker is asked."""
+    workers = worker_count(cfg)
+    if workers == 1:
+        yield None
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
 def run_units(
     units: Sequence[WorkUnit],
     cfg: BuildConfig,
@@ -328,27 +340,20 @@ def run_units(
     """Process every unit: on ``executor`` when given (any ``concurrent.futures.Executor``, e.g.
     a Dask ``Client.get_executor()``), else in a local process pool when more than one worker is
     configured, else in this process."""
+    if executor is None and len(units) > 1 and worker_count(cfg) > 1:
+        with local_executor(cfg) as pool:
+            return run_units(units, cfg, out, on_done, pool)
     results: list[UnitResult] = []
-    if executor is not None:
-        order = sorted(units, key=lambda u: -len(u.records))
-        for future in [executor.submit(process_unit, u, cfg, out) for u in order]:
-            results.append(future.result())
-            if on_done:
-                on_done(results[-1])
-        return results
-    workers = min(worker_count(cfg), max(1, len(units)))
-    if workers == 1:
+    if executor is None:
         for unit in units:
             results.append(process_unit(unit, cfg, out))
             if on_done:
                 on_done(results[-1])
         return results
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        # Largest units first so the pool does not end waiting on one big straggler.
-        order = sorted(units, key=lambda u: -len(u.records))
-        for result in pool.map(process_unit, order, [cfg] * len(order), [out] * len(order)):
-            results.append(result)
-            if on_done:
-                on_done(result)
+    # Largest units first so the pool does not end waiting on one big straggler.
+    order = sorted(units, key=lambda u: -len(u.records))
+    for future in [executor.submit(process_unit, u, cfg, out) for u in order]:
+        results.append(future.result())
+        if on_done:
+            on_done(results[-1])
     return results

@@ -17,13 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import xxhash
 
 from pipeline.errors import RecordRejected
 from pipeline.shards import sha256_file
@@ -35,13 +37,13 @@ if TYPE_CHECKING:
     from pipeline.config import BuildConfig
 
 FINGERPRINTS = "fingerprints.parquet"
-HASH_THREADS = 8  # hashing is I/O bound and hashlib releases the GIL
+FINGERPRINT_CHUNK = 500  # records per fingerprinting task
 
 
 # ---------------------------------------------------------------- fingerprints
 
 
-def _update_with_file(h: "hashlib._Hash", path: Path, chunk: int = 1 << 20) -> None:
+def _update_with_file(h: "xxhash.xxh3_128", path: Path, chunk: int = 1 << 20) -> None:
     h.update(path.name.encode() + b"\0")
     try:
         with open(path, "rb") as f:
@@ -66,9 +68,13 @@ def data_files(header: Path, text: str) -> list[Path]:
 
 
 def record_fingerprint(root: Path, row: Mapping) -> str:
-    """sha256 of a record's metadata row, WFDB header and data file(s)."""
+    """Content hash of a record's metadata row, WFDB header and data file(s).
+
+    xxh3-128, not sha256: a change detector, not a security boundary, and ~10x cheaper per byte
+    (every input byte is hashed on each plan; measured 67 us vs ~7 us per 120 kB record).
+    """
     meta = {k: v for k, v in row.items() if not k.startswith("_")}
-    h = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode())
+    h = xxhash.xxh3_128(json.dumps(meta, sort_keys=True, default=str).encode())
     try:
         base = resolve_record(Path(root), row["path"]) if row.get("path") else None
     except RecordRejected:
@@ -78,12 +84,12 @@ def record_fingerprint(root: Path, row: Mapping) -> str:
         return h.hexdigest()
     header = base.with_name(base.name + ".hea")
     try:
-        text = header.read_text(errors="replace")
+        raw = header.read_bytes()
     except OSError:
         h.update(b"<no header>")
         return h.hexdigest()
-    _update_with_file(h, header)
-    for path in data_files(header, text):
+    h.update(header.name.encode() + b"\0" + raw + b"\0")
+    for path in data_files(header, raw.decode(errors="replace")):
         _update_with_file(h, path)
     return h.hexdigest()
 
@@ -94,22 +100,35 @@ def rejection_fingerprint(source: str, record_id: str, reason: str, detail: str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def fingerprint_rows(root: str, rows: Sequence[Mapping]) -> list[str]:
+    """Fingerprints of a chunk of one source's records (a unit of work for a process pool)."""
+    return [record_fingerprint(Path(root), row) for row in rows]
+
+
 def input_fingerprints(
-    sources: Sequence["SourceInput"], threads: int = HASH_THREADS
+    sources: Sequence["SourceInput"], executor: Executor | None = None
 ) -> dict[str, str]:
-    """Row id (``<source>/<record_id>``) -> fingerprint, for every record seen by discovery."""
-    jobs: list[tuple[str, Path, dict]] = []
+    """Row id (``<source>/<record_id>``) -> fingerprint, for every record seen by discovery.
+
+    Hashing reads every input byte, so it runs in chunks on ``executor`` (the build's process
+    pool) when one is given.
+    """
     out: dict[str, str] = {}
+    roots, chunks, ids = [], [], []
     for src in sources:
-        for row in src.records.iter_rows(named=True):
-            jobs.append((f"{src.name}/{row['record_id']}", Path(src.root), row))
+        rows = src.records.to_dicts()
+        for i in range(0, len(rows), FINGERPRINT_CHUNK):
+            chunk = rows[i : i + FINGERPRINT_CHUNK]
+            roots.append(src.root)
+            chunks.append(chunk)
+            ids.append([f"{src.name}/{row['record_id']}" for row in chunk])
         for r in src.rejections:
             out[f"{src.name}/{r.record_id}"] = rejection_fingerprint(
                 src.name, r.record_id, r.reason, r.detail
             )
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        prints = pool.map(lambda job: record_fingerprint(job[1], job[2]), jobs)
-        out.update({job[0]: fp for job, fp in zip(jobs, prints)})
+    mapper = executor.map if executor is not None else map
+    for chunk_ids, prints in zip(ids, mapper(fingerprint_rows, roots, chunks)):
+        out.update(zip(chunk_ids, prints))
     return dict(sorted(out.items()))
 
 
@@ -195,13 +214,15 @@ class RefreshPlan:
         )
 
 
-def plan_refresh(cfg: "BuildConfig", sources: Sequence["SourceInput"]) -> RefreshPlan:
+def plan_refresh(
+    cfg: "BuildConfig", sources: Sequence["SourceInput"], executor: Executor | None = None
+) -> RefreshPlan:
     """Fingerprint the inputs, plan the units, and sort them into done (kept) and to do."""
     from pipeline.build import finished_result, plan_units
 
     out = Path(cfg.out)
     previous = read_previous_manifest(out)
-    fingerprints = input_fingerprints(sources)
+    fingerprints = input_fingerprints(sources, executor)
     units = plan_units(cfg, sources, fingerprints)
     todo, done = [], []
     for unit in units:
@@ -285,16 +306,18 @@ def refresh_corpus(
 
     ``mode="full"`` finalises even when nothing changed; ``"refresh"`` then writes nothing.
     """
-    from pipeline.build import discover, run_units
+    from pipeline.build import discover, local_executor, run_units
 
     if cfg.ptbxl is None and cfg.mimic is None:
         raise ValueError("no input: give a PTB-XL and/or a MIMIC-IV-ECG folder")
     sources = discover(cfg)
-    plan = plan_refresh(cfg, sources)
-    if mode == "refresh" and plan.nothing_to_do:
-        return RefreshOutcome(plan, None, [])
-    if on_plan:
-        on_plan(sum(len(u.records) for u in plan.todo))
-    results = run_units(plan.todo, cfg, cfg.out, on_done, executor=executor)
+    # One pool (started once) fingerprints the inputs and then processes the units.
+    with nullcontext(executor) if executor is not None else local_executor(cfg) as pool:
+        plan = plan_refresh(cfg, sources, pool)
+        if mode == "refresh" and plan.nothing_to_do:
+            return RefreshOutcome(plan, None, [])
+        if on_plan:
+            on_plan(sum(len(u.records) for u in plan.todo))
+        results = run_units(plan.todo, cfg, cfg.out, on_done, executor=pool)
     manifest = finalise_refresh(cfg, sources, plan, results, mode)
     return RefreshOutcome(plan, manifest, sorted(r.path for r in results if r.rows))
