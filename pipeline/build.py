@@ -112,7 +112,7 @@ class UnitResult:
 # ---------------------------------------------------------------- discovery
 
 
-def metadata_rejection(row: dict, source: str) -> Rejection | None:
+def metadata_rejection(row: dict, source: str, root: Path) -> Rejection | None:
     """Reject a record on its metadata alone (no split, no record path, bad path), else None.
 
     Report text is checked later, in the worker that cleans it (translation runs in parallel).
@@ -125,7 +125,7 @@ def metadata_rejection(row: dict, source: str) -> Rejection | None:
     if not row["path"]:
         return Rejection(source, rid, "missing_file", "no record path in the metadata")
     try:
-        resolve_record(Path(row.get("_root", ".")), row["path"])
+        resolve_record(root, row["path"])
     except RecordRejected as exc:
         return Rejection(source, rid, exc.reason, exc.detail)
     return None
@@ -143,7 +143,7 @@ def discover_source(name: str, root: Path, cfg: BuildConfig) -> SourceInput:
     mode = split_mode(name, cfg.split)
     rejections, keep = [], []
     for row in frame.iter_rows(named=True):
-        rej = metadata_rejection({**row, "_root": str(root)}, name)
+        rej = metadata_rejection(row, name, Path(root))
         keep.append(rej is None)
         if rej is not None:
             rejections.append(rej)

@@ -268,19 +268,28 @@ def write_ptbxl_record(root: Path, ecg_id: int, signal_mv: np.ndarray, fs: int =
     """
     x = _check_signal(signal_mv, PTBXL_GAIN)
     record = Path(root) / ptbxl_record_path(ecg_id, fs)
+    _write_format16(record, fs, PTBXL_LEADS, x, PTBXL_GAIN)
+    return record
+
+
+def _write_format16(
+    record: Path, fs: int, names: tuple[str, ...], signal: np.ndarray, gain: float, **header
+) -> None:
+    """``wfdb.wrsamp`` of a (leads, N) mV signal as format 16, baseline 0, into record's folder."""
     record.parent.mkdir(parents=True, exist_ok=True)
+    n = len(names)
     wfdb.wrsamp(
         record.name,
         fs=fs,
-        units=["mV"] * 12,
-        sig_name=list(PTBXL_LEADS),
-        p_signal=x.T,
-        fmt=["16"] * 12,
-        adc_gain=[PTBXL_GAIN] * 12,
-        baseline=[0] * 12,
+        units=["mV"] * n,
+        sig_name=list(names),
+        p_signal=signal.T,
+        fmt=["16"] * n,
+        adc_gain=[gain] * n,
+        baseline=[0] * n,
         write_dir=str(record.parent),
+        **header,
     )
-    return record
 
 
 def write_mimic_record(
@@ -301,20 +310,15 @@ def write_mimic_record(
     x = _check_signal(signal_mv, MIMIC_GAIN)
     order = [CANONICAL_LEADS.index(name) for name in MIMIC_LEADS]
     record = Path(root) / mimic_record_path(subject_id, study_id)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    wfdb.wrsamp(
-        record.name,
-        fs=fs,
-        units=["mV"] * 12,
-        sig_name=list(MIMIC_LEADS),
-        p_signal=x[order].T,
-        fmt=["16"] * 12,
-        adc_gain=[MIMIC_GAIN] * 12,
-        baseline=[0] * 12,
+    _write_format16(
+        record,
+        fs,
+        MIMIC_LEADS,
+        x[order],
+        MIMIC_GAIN,
         comments=[f"<subject_id>: {subject_id}"],
         base_time=base.time() if base is not None else None,
         base_date=base.date() if base is not None else None,
-        write_dir=str(record.parent),
     )
     return record
 
