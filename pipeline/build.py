@@ -36,6 +36,7 @@ from pipeline.shards import (
 from pipeline.sources.mimic import prepare_mimic
 from pipeline.sources.ptbxl import prepare_ptbxl
 from pipeline.splits import SplitAudit, assign_splits, audit_splits, split_mode
+from pipeline.storage import Location, as_location
 from pipeline.wfdb_io import resolve_record
 from schemas import SCHEMA_VERSION, SPLITS, corpus_schema
 
@@ -112,7 +113,7 @@ class UnitResult:
 # ---------------------------------------------------------------- discovery
 
 
-def metadata_rejection(row: dict, source: str, root: Path) -> Rejection | None:
+def metadata_rejection(row: dict, source: str, root: Location) -> Rejection | None:
     """Reject a record on its metadata alone (no split, no record path, bad path), else None.
 
     Report text is checked later, in the worker that cleans it (translation runs in parallel).
@@ -131,7 +132,7 @@ def metadata_rejection(row: dict, source: str, root: Path) -> Rejection | None:
     return None
 
 
-def discover_source(name: str, root: Path, cfg: BuildConfig) -> SourceInput:
+def discover_source(name: str, root: Location, cfg: BuildConfig) -> SourceInput:
     """List one source's records, assign patient-level splits, reject on metadata, audit."""
     if name == "ptbxl":
         frame = prepare_ptbxl(root, cfg.ptbxl_records, cfg.limit)
@@ -143,7 +144,7 @@ def discover_source(name: str, root: Path, cfg: BuildConfig) -> SourceInput:
     mode = split_mode(name, cfg.split)
     rejections, keep = [], []
     for row in frame.iter_rows(named=True):
-        rej = metadata_rejection(row, name, Path(root))
+        rej = metadata_rejection(row, name, as_location(root))
         keep.append(rej is None)
         if rej is not None:
             rejections.append(rej)
@@ -157,7 +158,7 @@ def discover_source(name: str, root: Path, cfg: BuildConfig) -> SourceInput:
 def discover(cfg: BuildConfig) -> list[SourceInput]:
     """All configured sources, in a fixed order."""
     roots = {"ptbxl": cfg.ptbxl, "mimic": cfg.mimic}
-    return [discover_source(n, Path(r), cfg) for n, r in roots.items() if r is not None]
+    return [discover_source(n, as_location(r), cfg) for n, r in roots.items() if r is not None]
 
 
 # ---------------------------------------------------------------- planning
@@ -269,7 +270,7 @@ def process_unit(unit: WorkUnit, cfg: BuildConfig, out: Path) -> UnitResult:
     def reject(row: dict, reason: str, detail: str) -> None:
         rejections.append(Rejection(unit.source, row["record_id"], reason, detail))
 
-    root = Path(unit.root)
+    root = as_location(unit.root)
     shard = out / unit.relpath
     kept = 0
     with ShardWriter(shard, corpus_schema(cfg.signal.n_samples)) as writer:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -17,6 +16,7 @@ from pipeline.config import BuildConfig
 from pipeline.errors import RecordRejected
 from pipeline.leads import canonical_order
 from pipeline.quality import check_flat_and_saturation, check_missing
+from pipeline.storage import Location
 from pipeline.wfdb_io import RawRecord, read_record, resolve_record
 
 
@@ -29,7 +29,7 @@ class Loaded:
     fs: float
 
 
-def load_one(root: Path, row: dict, cfg: BuildConfig) -> Loaded:
+def load_one(root: Location, row: dict, cfg: BuildConfig) -> Loaded:
     """Read one record, order its leads, and check its rate and length."""
     raw: RawRecord = read_record(resolve_record(root, row["path"]))
     order = canonical_order(raw.leads)

@@ -154,9 +154,13 @@ class SplitConfig(_Strict):
 class BuildConfig(_Strict):
     """Everything a build depends on. Its hash goes in the manifest."""
 
-    ptbxl: Path | None = Field(None, description="PTB-XL root (holds ptbxl_database.csv)")
+    ptbxl: Path | str | None = Field(
+        None, description="PTB-XL root (holds ptbxl_database.csv): a folder or an fsspec URL"
+    )
     ptbxl_records: Literal["records500", "records100"] = "records500"
-    mimic: Path | None = Field(None, description="MIMIC-IV-ECG root (holds record_list.csv)")
+    mimic: Path | str | None = Field(
+        None, description="MIMIC-IV-ECG root (holds record_list.csv): a folder or an fsspec URL"
+    )
     out: Path = Path("corpus")
     workers: int = Field(0, ge=0, description="worker processes; 0 = all cores")
     batch_size: int = Field(64, ge=1, description="records conditioned together")
@@ -183,13 +187,24 @@ class BuildConfig(_Strict):
         if isinstance(v, str) and v.startswith("file://"):
             from fsspec.implementations.local import LocalFileSystem
 
-            return LocalFileSystem._strip_protocol(v)
+            return Path(LocalFileSystem._strip_protocol(v))
+        if isinstance(v, str) and "://" not in v:
+            return Path(v)  # a local folder; URLs stay strings (Path would fold their "//")
+        return v
+
+    @field_validator("out", mode="before")
+    @classmethod
+    def _local_out(cls, v: object) -> object:
+        if isinstance(v, str) and "://" in v and not v.startswith("file://"):
+            raise ValueError(
+                "out must be a local folder (or file://): URL outputs are not supported"
+            )
         return v
 
     @field_validator("ptbxl", "mimic")
     @classmethod
-    def _exists(cls, v: Path | None) -> Path | None:
-        if v is not None and not str(v).startswith(("s3://", "gs://")) and not Path(v).is_dir():
+    def _exists(cls, v: Path | str | None) -> Path | str | None:
+        if isinstance(v, Path) and not v.is_dir():
             raise ValueError(f"input folder does not exist: {v}")
         return v
 

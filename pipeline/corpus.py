@@ -20,6 +20,7 @@ from pipeline.card import render_card
 from pipeline.config import BuildConfig
 from pipeline.refresh import FINGERPRINTS, fingerprint_table
 from pipeline.shards import sha256_file, write_table_atomic, write_text_atomic
+from pipeline.storage import as_location, join
 from schemas import CANONICAL_LEADS, SCHEMA_VERSION, FileEntry, Manifest, SourceCounts
 from schemas.corpus import check_schema_version, corpus_schema, rejection_schema
 from schemas.manifest import RefreshRecord
@@ -96,7 +97,9 @@ def write_meit_jsonl(
                             {
                                 "dataset": src.name,
                                 "id": row["id"],
-                                "ecg_path": str(Path(src.root) / paths[row["record_id"]]),
+                                "ecg_path": str(
+                                    join(as_location(src.root), paths[row["record_id"]])
+                                ),
                                 "messages": row["messages"],
                             },
                             ensure_ascii=False,

@@ -29,7 +29,8 @@ import xxhash
 
 from pipeline.errors import RecordRejected
 from pipeline.shards import sha256_file
-from pipeline.wfdb_io import resolve_record
+from pipeline.storage import Location, as_location, join, name, parent, read_bytes
+from pipeline.wfdb_io import data_file_names, resolve_record
 from schemas.manifest import Manifest, RefreshRecord
 
 if TYPE_CHECKING:
@@ -43,31 +44,16 @@ FINGERPRINT_CHUNK = 500  # records per fingerprinting task
 # ---------------------------------------------------------------- fingerprints
 
 
-def _update_with_file(h: "xxhash.xxh3_128", path: Path, chunk: int = 1 << 20) -> None:
-    h.update(path.name.encode() + b"\0")
+def _update_with_file(h: "xxhash.xxh3_128", location: Location) -> None:
+    h.update(name(location).encode() + b"\0")
     try:
-        with open(path, "rb") as f:
-            while block := f.read(chunk):
-                h.update(block)
+        h.update(read_bytes(location))
     except OSError as exc:
         h.update(f"<unreadable: {type(exc).__name__}>".encode())
     h.update(b"\0")
 
 
-def data_files(header: Path, text: str) -> list[Path]:
-    """The signal files a WFDB header names (sorted, unique), relative to the header's folder."""
-    lines = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-    if not lines:
-        return []
-    try:
-        n_sig = int(lines[0][1]) if len(lines[0]) > 1 else 0
-    except ValueError:
-        n_sig = 0
-    names = {parts[0] for parts in lines[1 : 1 + n_sig] if parts and parts[0] != "~"}
-    return [header.parent / n for n in sorted(names) if "/" not in n and n not in (".", "..")]
-
-
-def record_fingerprint(root: Path, row: Mapping) -> str:
+def record_fingerprint(root: Location, row: Mapping) -> str:
     """Content hash of a record's metadata row, WFDB header and data file(s).
 
     xxh3-128, not sha256: a change detector, not a security boundary, and ~10x cheaper per byte
@@ -76,21 +62,21 @@ def record_fingerprint(root: Path, row: Mapping) -> str:
     meta = {k: v for k, v in row.items() if not k.startswith("_")}
     h = xxhash.xxh3_128(json.dumps(meta, sort_keys=True, default=str).encode())
     try:
-        base = resolve_record(Path(root), row["path"]) if row.get("path") else None
+        base = resolve_record(as_location(root), row["path"]) if row.get("path") else None
     except RecordRejected:
         base = None
     if base is None:
         h.update(b"<no record path>")
         return h.hexdigest()
-    header = base.with_name(base.name + ".hea")
+    header = join(parent(base), f"{name(base)}.hea")
     try:
-        raw = header.read_bytes()
+        raw = read_bytes(header)
     except OSError:
         h.update(b"<no header>")
         return h.hexdigest()
-    h.update(header.name.encode() + b"\0" + raw + b"\0")
-    for path in data_files(header, raw.decode(errors="replace")):
-        _update_with_file(h, path)
+    h.update(name(header).encode() + b"\0" + raw + b"\0")
+    for data_name in data_file_names(raw.decode(errors="replace")):
+        _update_with_file(h, join(parent(base), data_name))
     return h.hexdigest()
 
 
@@ -102,7 +88,7 @@ def rejection_fingerprint(source: str, record_id: str, reason: str, detail: str)
 
 def fingerprint_rows(root: str, rows: Sequence[Mapping]) -> list[str]:
     """Fingerprints of a chunk of one source's records (a unit of work for a process pool)."""
-    return [record_fingerprint(Path(root), row) for row in rows]
+    return [record_fingerprint(root, row) for row in rows]
 
 
 def input_fingerprints(

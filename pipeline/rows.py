@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,6 +18,7 @@ from pipeline.conditioning import Conditioned
 from pipeline.config import BuildConfig
 from pipeline.prompts import DATASET_NAMES, Catalog, choose_template, load_catalog, render_pair
 from pipeline.reports import ReportCleaner, ReportText
+from pipeline.storage import as_location
 from pipeline.tasks import available_tasks, draw_tasks, load_scp_statements, record_facts
 from schemas import CANONICAL_LEADS, corpus_schema
 
@@ -39,7 +39,7 @@ class UnitTools:
 
     @classmethod
     def load(cls, cfg: BuildConfig, unit: WorkUnit) -> "UnitTools":
-        scp = load_scp_statements(Path(unit.root)) if unit.source == "ptbxl" else {}
+        scp = load_scp_statements(as_location(unit.root)) if unit.source == "ptbxl" else {}
         return cls(load_catalog(), ReportCleaner.from_config(cfg.text), scp)
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 
 from pipeline.splits import stable_unit
+from pipeline.storage import Location, csv_source, exists, join
 
 # Plausible ranges (inclusive). Outside them a machine value is treated as missing.
 RANGES: dict[str, tuple[float, float]] = {
@@ -49,12 +49,12 @@ class ScpStatement:
     rhythm: bool
 
 
-def load_scp_statements(root: Path) -> dict[str, ScpStatement]:
+def load_scp_statements(root: Location) -> dict[str, ScpStatement]:
     """PTB-XL's ``scp_statements.csv`` (code -> statement); empty when the file is absent."""
-    path = Path(root) / "scp_statements.csv"
-    if not path.is_file():
+    path = join(root, "scp_statements.csv")
+    if not exists(path):
         return {}
-    frame = pl.read_csv(path, infer_schema_length=0)
+    frame = pl.read_csv(csv_source(path), infer_schema_length=0)
     code_col = frame.columns[0]
     out = {}
     for row in frame.iter_rows(named=True):

@@ -10,13 +10,15 @@ record goes through ``wfdb.rdrecord``. Every failure becomes a :class:`RecordRej
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from pipeline.errors import RecordRejected
 from pipeline.kernels import frames_to_leads
+from pipeline.storage import Location, is_url, join, name, parent, read_bytes
 
 WFDB_NAN_16 = -32768  # format 16's "no sample" value; wfdb reads it as NaN
 
@@ -43,16 +45,29 @@ class SimpleHeader:
     checksum: np.ndarray | None
 
 
-def resolve_record(root: Path, relpath: str) -> Path:
-    """Record path (no extension) of ``relpath`` under ``root``; never outside it.
+def resolve_record(root: Location, relpath: str) -> Location:
+    """Record path (no extension) of ``relpath`` under ``root`` (a folder or URL); never outside it.
 
     The check is lexical (no absolute paths, no ``..``), so it costs no system call per record;
     symbolic links inside the dataset (a common way to lay out a download) are followed as given.
     """
-    rel = Path(relpath)
-    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+    rel = PurePosixPath(relpath)
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts or "://" in relpath:
         raise RecordRejected("path_outside_root", f"path {relpath!r} leaves the dataset root")
-    return root / rel
+    return join(root, relpath)
+
+
+def data_file_names(header_text: str) -> list[str]:
+    """The signal files a WFDB header names (sorted, unique; plain names in the header's folder)."""
+    lines = [ln.split() for ln in header_text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if not lines:
+        return []
+    try:
+        n_sig = int(lines[0][1]) if len(lines[0]) > 1 else 0
+    except ValueError:
+        n_sig = 0
+    names = {parts[0] for parts in lines[1 : 1 + n_sig] if parts and parts[0] != "~"}
+    return [n for n in sorted(names) if "/" not in n and n not in (".", "..")]
 
 
 def parse_simple_header(text: str) -> SimpleHeader | None:
@@ -102,20 +117,29 @@ def parse_simple_header(text: str) -> SimpleHeader | None:
     )
 
 
-def _read_fast(record: Path, header: SimpleHeader) -> RawRecord:
-    dat = record.parent / header.dat_file
-    n_sig = len(header.leads)
-    expected = header.n_samples * n_sig * 2
+def _read_samples(dat: Location, expected: int) -> np.ndarray:
+    """The int16 samples of a format-16 file, checked against the size the header implies."""
     try:
-        size = os.path.getsize(dat)
+        if is_url(dat):
+            raw = read_bytes(dat)
+            size = len(raw)
+        else:
+            size = os.path.getsize(dat)
     except OSError:
-        raise RecordRejected("missing_file", f"{dat.name} not found") from None
+        raise RecordRejected("missing_file", f"{name(dat)} not found") from None
     if size != expected:
         raise RecordRejected(
             "truncated_data" if size < expected else "unreadable",
-            f"{dat.name} has {size} bytes, header implies {expected}",
+            f"{name(dat)} has {size} bytes, header implies {expected}",
         )
-    frames = np.fromfile(dat, dtype="<i2").reshape(header.n_samples, n_sig)  # samples x leads
+    return np.frombuffer(raw, dtype="<i2") if is_url(dat) else np.fromfile(dat, dtype="<i2")
+
+
+def _read_fast(record: Location, header: SimpleHeader) -> RawRecord:
+    n_sig = len(header.leads)
+    dat = join(parent(record), header.dat_file)
+    samples = _read_samples(dat, header.n_samples * n_sig * 2)
+    frames = samples.reshape(header.n_samples, n_sig)  # samples x leads
     signal, sums = frames_to_leads(frames, header.baseline, header.gain, WFDB_NAN_16)
     if header.checksum is not None:
         sums, want = sums % 65536, header.checksum % 65536
@@ -125,9 +149,24 @@ def _read_fast(record: Path, header: SimpleHeader) -> RawRecord:
     return RawRecord(signal=signal, leads=header.leads, fs=header.fs)
 
 
-def _read_wfdb(record: Path) -> RawRecord:
+def _local_copy(record: Location, header_text: str, folder: Path) -> Path:
+    """Download a URL record's header and data files into ``folder`` (for the wfdb fallback)."""
+    local = folder / name(record)
+    (folder / f"{name(record)}.hea").write_text(header_text)
+    for data_name in data_file_names(header_text):
+        try:
+            (folder / data_name).write_bytes(read_bytes(join(parent(record), data_name)))
+        except OSError:
+            pass  # wfdb reports the missing file
+    return local
+
+
+def _read_wfdb(record: Location, header_text: str) -> RawRecord:
     import wfdb
 
+    if is_url(record):
+        with tempfile.TemporaryDirectory() as tmp:
+            return _read_wfdb(_local_copy(record, header_text, Path(tmp)), header_text)
     try:
         rec = wfdb.rdrecord(str(record))
     except FileNotFoundError as exc:
@@ -143,14 +182,16 @@ def _read_wfdb(record: Path) -> RawRecord:
     )
 
 
-def read_record(record: Path, fast: bool = True) -> RawRecord:
-    """Read the WFDB record at ``record`` (path without extension) as physical mV, leads x samples."""
-    hea = record.with_name(record.name + ".hea")
+def read_record(record: Location, fast: bool = True) -> RawRecord:
+    """Read the WFDB record at ``record`` (path or URL, no extension) as physical mV, leads x samples."""
+    hea = join(parent(record), f"{name(record)}.hea")
     try:
-        text = hea.read_text(errors="replace")
+        text = read_bytes(hea).decode(errors="replace")
     except FileNotFoundError:
-        raise RecordRejected("missing_file", f"{hea.name} not found") from None
+        raise RecordRejected("missing_file", f"{name(hea)} not found") from None
+    except OSError as exc:
+        raise RecordRejected("unreadable", f"{name(hea)}: {exc}") from None
     header = parse_simple_header(text) if fast else None
     if header is not None:
         return _read_fast(record, header)
-    return _read_wfdb(record)
+    return _read_wfdb(record, text)

@@ -8,11 +8,10 @@ an empty report and are rejected later with reason ``empty_report``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import polars as pl
 
 from pipeline.sources.common import RECORD_COLUMNS, empty_record_frame
+from pipeline.storage import Location, csv_source, exists, join
 
 SOURCE = "mimic"
 N_REPORT_FIELDS = 18
@@ -44,17 +43,16 @@ def _statements(frame: pl.DataFrame) -> pl.Expr:
     )
 
 
-def prepare_mimic(root: Path, limit: int | None = None) -> pl.DataFrame:
+def prepare_mimic(root: Location, limit: int | None = None) -> pl.DataFrame:
     """Records of the MIMIC-IV-ECG folder ``root`` as a sorted record frame (by study_id)."""
-    root = Path(root)
-    rec_csv, mm_csv = root / "record_list.csv", root / "machine_measurements.csv"
-    if not rec_csv.is_file():
+    rec_csv, mm_csv = join(root, "record_list.csv"), join(root, "machine_measurements.csv")
+    if not exists(rec_csv):
         raise FileNotFoundError(f"{rec_csv} not found: is {root} a MIMIC-IV-ECG folder?")
-    records = pl.read_csv(rec_csv, infer_schema_length=0)
+    records = pl.read_csv(csv_source(rec_csv), infer_schema_length=0)
     if records.height == 0:
         return empty_record_frame()
-    if mm_csv.is_file():
-        mm = pl.read_csv(mm_csv, infer_schema_length=0).unique(
+    if exists(mm_csv):
+        mm = pl.read_csv(csv_source(mm_csv), infer_schema_length=0).unique(
             subset=KEYS, keep="first", maintain_order=True
         )
     else:

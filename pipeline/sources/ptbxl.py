@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import ast
 import json
-from pathlib import Path
 
 import polars as pl
 
 from pipeline.sources.common import RECORD_COLUMNS, empty_record_frame
+from pipeline.storage import Location, csv_source, exists, join
 
 SOURCE = "ptbxl"
 AGE_OVER_89 = 300  # PTB-XL's de-identified age for patients over 89
@@ -33,17 +33,17 @@ def _scp_json(literal: str | None) -> str | None:
 
 
 def prepare_ptbxl(
-    root: Path, records: str = "records500", limit: int | None = None
+    root: Location, records: str = "records500", limit: int | None = None
 ) -> pl.DataFrame:
     """Records of the PTB-XL folder ``root`` as a sorted record frame.
 
     ``records`` picks the 500 Hz (``records500``, filename_hr) or 100 Hz (``records100``,
     filename_lr) copy. ``limit`` keeps the first N records by ecg_id.
     """
-    csv = Path(root) / "ptbxl_database.csv"
-    if not csv.is_file():
+    csv = join(root, "ptbxl_database.csv")
+    if not exists(csv):
         raise FileNotFoundError(f"{csv} not found: is {root} a PTB-XL folder?")
-    raw = pl.read_csv(csv, infer_schema_length=0)  # all strings: no guessing
+    raw = pl.read_csv(csv_source(csv), infer_schema_length=0)  # all strings: no guessing
     if raw.height == 0:
         return empty_record_frame()
     path_col = "filename_hr" if records == "records500" else "filename_lr"
