@@ -189,8 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m flows.build_corpus``: run the flow once (needs a Prefect API or starts one)."""
     p = argparse.ArgumentParser(prog="python -m flows.build_corpus")
     p.add_argument("--config", type=Path)
-    p.add_argument("--ptbxl", type=Path)
-    p.add_argument("--mimic", type=Path)
+    p.add_argument("--ptbxl")
+    p.add_argument("--mimic")
     p.add_argument("--out", type=Path)
     p.add_argument("--mode", choices=["full", "refresh"], default="full")
     p.add_argument("--dask-address")

@@ -82,3 +82,12 @@ def test_url_build_equals_local_build(served, tmp_path):
 def test_url_outputs_are_refused_clearly():
     with pytest.raises(ValueError, match="out must be a local folder"):
         BuildConfig(out="s3://bucket/corpus")
+
+
+def test_cli_takes_a_url_input(served, tmp_path):
+    from pipeline.cli import main
+
+    _, url = served
+    out = tmp_path / "cli"
+    assert main(["build", "--ptbxl", f"{url}/ptbxl", "--out", str(out), "--workers", "1"]) == 0
+    assert validate_corpus(out) == []
