@@ -257,3 +257,21 @@ def test_meit_split_mode_is_labelled_as_leaking(rich_build: Path, real_build):
     assert (
         patient.splits["mimic"].mode == "patient" and patient.splits["mimic"].leaking_patients == 0
     )
+
+
+def test_records100_are_resampled_to_the_configured_rate(ptbxl_sample: Path, tmp_path: Path):
+    cfg = BuildConfig.model_validate(
+        {"ptbxl": ptbxl_sample, "ptbxl_records": "records100", "out": tmp_path / "c", "workers": 1}
+    )
+    manifest = build_corpus(cfg)
+    # Only ecg_id 1 has its 100 Hz copy in the sample; the others are missing files.
+    assert manifest.counts["ptbxl"].kept_total == 1
+    assert manifest.counts["ptbxl"].rejected == {"missing_file": 8}
+    row = next(iter(rows_by_id(tmp_path / "c").values()))
+    assert row["source_fs"] == 100 and row["fs"] == 500
+    ecg = np.asarray(row["ecg"], dtype=np.float32)
+    rec = wfdb.rdrecord(str(ptbxl_sample / "records100/00000/00001_lr"))
+    original = rec.p_signal.T[canonical_order(rec.sig_name)]
+    assert ecg.shape == (12, 5000)
+    # Every 5th output sample is an input sample position: polyphase upsampling passes near them.
+    np.testing.assert_allclose(ecg[:, 50:-50:5], original[:, 10:-10], atol=0.05)
