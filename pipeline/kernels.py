@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import scipy.signal
 
 try:  # numba is a declared dependency; the fallback keeps the library usable without it
     from numba import njit
@@ -181,6 +180,8 @@ def sosfiltfilt(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
     Equal to ``scipy.signal.sosfiltfilt(sos, x, axis=-1)`` with its default odd padding; computed
     in float64 and returned in ``x``'s floating dtype (float32 stays float32).
     """
+    import scipy.signal  # lazy: 0.66 s to import, unused by default builds
+
     sos = np.asarray(sos, dtype=np.float64)
     dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
     if njit is None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-import scipy.signal
 
 from pipeline.config import SignalConfig
 from pipeline.kernels import sosfiltfilt, zscore
@@ -92,6 +91,8 @@ def butter_sos(
     ``low`` only: high-pass; ``high`` only: low-pass; both: band-pass (band-stop if low > high).
     A cutoff of 0 counts as absent, as in neurokit2.
     """
+    import scipy.signal  # lazy: 0.66 s to import, unused by default builds
+
     low = None if low == 0 else low
     high = None if high == 0 else high
     if low is not None and high is not None:
@@ -116,6 +117,8 @@ def apply_filters(x: np.ndarray, fs: float, cfg: SignalConfig) -> np.ndarray:
     """
     if cfg.bandpass_hz is None and cfg.highpass_hz is None and cfg.notch_hz is None:
         return x
+    import scipy.signal  # lazy: 0.66 s to import, unused by default builds
+
     y = x
     if cfg.bandpass_hz is not None:
         lo, hi = cfg.bandpass_hz
@@ -136,6 +139,8 @@ def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     """Anti-aliased polyphase resampling (``resample_poly``) along the last axis; identity if equal."""
     if fs_in == fs_out:
         return x
+    import scipy.signal  # lazy: 0.66 s to import, unused by default builds
+
     r = _ratio(fs_in, fs_out)
     y = scipy.signal.resample_poly(
         np.asarray(x, dtype=np.float64), r.numerator, r.denominator, axis=-1
