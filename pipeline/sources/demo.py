@@ -60,36 +60,10 @@ from scipy.signal import resample_poly
 
 from schemas import CANONICAL_LEADS
 
-PTBXL_LEADS: tuple[str, ...] = (
-    "I",
-    "II",
-    "III",
-    "AVR",
-    "AVL",
-    "AVF",
-    "V1",
-    "V2",
-    "V3",
-    "V4",
-    "V5",
-    "V6",
-)
+PTBXL_LEADS: tuple[str, ...] = tuple("I II III AVR AVL AVF V1 V2 V3 V4 V5 V6".split())
 """Lead names as PTB-XL's headers spell them (canonical order, upper-case AV*)."""
 
-MIMIC_LEADS: tuple[str, ...] = (
-    "I",
-    "II",
-    "III",
-    "aVR",
-    "aVF",
-    "aVL",
-    "V1",
-    "V2",
-    "V3",
-    "V4",
-    "V5",
-    "V6",
-)
+MIMIC_LEADS: tuple[str, ...] = tuple("I II III aVR aVF aVL V1 V2 V3 V4 V5 V6".split())
 """Lead names and order of MIMIC-IV-ECG headers (aVF before aVL)."""
 
 PTBXL_GAIN = 1000.0
