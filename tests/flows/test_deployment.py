@@ -33,6 +33,13 @@ def run(args: list[str], env: dict, timeout: float = 300) -> str:
     return done.stdout
 
 
+def run_deployment(prefect: str, name: str, params: dict, env: dict) -> str:
+    """``prefect deployment run NAME --params ... --watch``; the final state of that flow run."""
+    args = ["deployment", "run", name, "--params", json.dumps(params), "--watch"]
+    printed = run([prefect, *args, "--watch-timeout", "240"], env, timeout=300)
+    return run_state(printed)
+
+
 def run_state(cli_output: str) -> str:
     """The final state of the flow run that ``prefect deployment run`` printed the id of."""
     from prefect.client.orchestration import get_client
@@ -73,22 +80,8 @@ def test_deployments_full_then_refresh(prefect_server, prefect_env, procs, sampl
         "config": {"ptbxl": str(sample_copy), "out": str(out), "workers": 1, "shards_per_split": 4}
     }
     t0 = time.perf_counter()
-    printed = run(
-        [
-            prefect,
-            "deployment",
-            "run",
-            "build-corpus/full",
-            "--params",
-            json.dumps(params),
-            "--watch",
-            "--watch-timeout",
-            "240",
-        ],
-        env,
-        timeout=300,
-    )
-    assert run_state(printed) == "Completed", procs.log("worker")[-3000:]
+    state = run_deployment(prefect, "build-corpus/full", params, env)
+    assert state == "Completed", procs.log("worker")[-3000:]
     print(f"\n[timing] deployment run build-corpus/full: {time.perf_counter() - t0:.1f} s")
     assert validate_corpus(out) == []
     manifest = read_manifest(out)
@@ -100,22 +93,8 @@ def test_deployments_full_then_refresh(prefect_server, prefect_env, procs, sampl
         assert r.status == 200
 
     added = add_ptbxl_records(sample_copy, 3)
-    printed = run(
-        [
-            prefect,
-            "deployment",
-            "run",
-            "build-corpus/refresh",
-            "--params",
-            json.dumps(params),
-            "--watch",
-            "--watch-timeout",
-            "240",
-        ],
-        env,
-        timeout=300,
-    )
-    assert run_state(printed) == "Completed", procs.log("worker")[-3000:]
+    state = run_deployment(prefect, "build-corpus/refresh", params, env)
+    assert state == "Completed", procs.log("worker")[-3000:]
     after = shard_digests(out)
     last = read_manifest(out).refreshes[-1]
     assert last.mode == "refresh" and last.added_ids == [f"ptbxl/{i}" for i in added]

@@ -55,3 +55,46 @@ def tiny_gpt2(tmp_path_factory) -> Path:
     from meit_train.tiny import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("gpt2"), "gpt2")
+
+
+STEPS = 24
+
+
+def tiny_config(**over):
+    """A CPU-sized config: micro-batches of 4, 2 per step, 64 tokens, small encoder and LoRA."""
+    from meit_train.config import TrainConfig
+
+    raw = dict(
+        max_steps=STEPS,
+        batch_size=8,
+        micro_batch_size=4,
+        lr=3e-3,
+        warmup_ratio=0.1,
+        checkpoint_every=12,
+        log_every=1,
+        progress=False,
+        data=dict(
+            max_length=64, num_workers=0, shuffle_buffer=16, bucket_batches=2, sources=["ptbxl"]
+        ),
+        model=dict(encoder=dict(layers=[1, 1], width=16), lora=dict(r=8, alpha=16, dropout=0.1)),
+    )
+    return TrainConfig.model_validate({**raw, **over})
+
+
+def read_losses(run: Path) -> list[float]:
+    """The per-step losses a run logged."""
+    import json
+
+    return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="session")
+def train_config():
+    """Factory of CPU-sized training configs (keyword arguments override top-level fields)."""
+    return tiny_config
+
+
+@pytest.fixture(scope="session")
+def losses():
+    """Reads the per-step losses of a run directory."""
+    return read_losses

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from meit_train.cli import eval_main
-from meit_train.config import TrainConfig
 from meit_train.train import train
 
 
@@ -25,27 +24,16 @@ def demo_corpus(tmp_path_factory) -> Path:
     return tmp / "corpus"
 
 
-def test_tiny_gpt2_trains_and_evaluates_on_the_demo_corpus(demo_corpus, tiny_gpt2, tmp_path):
-    cfg = TrainConfig.model_validate(
-        dict(
-            max_steps=20,
-            batch_size=4,
-            micro_batch_size=4,
-            lr=3e-3,
-            warmup_ratio=0.1,
-            checkpoint_every=20,
-            log_every=1,
-            progress=False,
-            data=dict(max_length=64, num_workers=0, shuffle_buffer=16, bucket_batches=2),
-            model=dict(
-                encoder=dict(layers=[1, 1], width=16), lora=dict(r=8, alpha=16, dropout=0.1)
-            ),
-        )
-    )
+def test_tiny_gpt2_trains_and_evaluates_on_the_demo_corpus(
+    demo_corpus, tiny_gpt2, train_config, losses, tmp_path
+):
+    # Both sources, one micro-batch per step.
+    data = dict(max_length=64, num_workers=0, shuffle_buffer=16, bucket_batches=2)
+    cfg = train_config(max_steps=20, batch_size=4, checkpoint_every=20, data=data)
     run = tmp_path / "run"
     train(demo_corpus, str(tiny_gpt2), run, cfg)
-    losses = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert len(losses) == 20 and np.mean(losses[-4:]) < np.mean(losses[:4]) - 0.05
+    values = losses(run)
+    assert len(values) == 20 and np.mean(values[-4:]) < np.mean(values[:4]) - 0.05
     out = tmp_path / "eval.json"
     assert (
         eval_main(

@@ -10,48 +10,22 @@ import pytest
 import yaml
 
 from meit_train.cli import eval_main, train_main
-from meit_train.config import TrainConfig
 from meit_train.metrics import Scorer
 from meit_train.train import train
 
-STEPS = 24
-
-
-def tiny_config(**over) -> TrainConfig:
-    """A CPU-sized config: micro-batches of 4, 2 per step, 64 tokens, small encoder and LoRA."""
-    raw = dict(
-        max_steps=STEPS,
-        batch_size=8,
-        micro_batch_size=4,
-        lr=3e-3,
-        warmup_ratio=0.1,
-        checkpoint_every=12,
-        log_every=1,
-        progress=False,
-        data=dict(
-            max_length=64, num_workers=0, shuffle_buffer=16, bucket_batches=2, sources=["ptbxl"]
-        ),
-        model=dict(encoder=dict(layers=[1, 1], width=16), lora=dict(r=8, alpha=16, dropout=0.1)),
-    )
-    return TrainConfig.model_validate({**raw, **over})
-
-
-def losses(run: Path) -> list[float]:
-    return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-
 
 @pytest.fixture(scope="module")
-def llama_run(tiny_corpus, tiny_llama, tmp_path_factory) -> Path:
+def llama_run(tiny_corpus, tiny_llama, train_config, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run") / "llama"
-    train(tiny_corpus, str(tiny_llama), run, tiny_config())
+    train(tiny_corpus, str(tiny_llama), run, train_config())
     return run
 
 
 @pytest.fixture(scope="module")
-def gpt2_run(tiny_corpus, tiny_gpt2, tmp_path_factory) -> Path:
+def gpt2_run(tiny_corpus, tiny_gpt2, train_config, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run") / "gpt2"
     cfg = tmp_path_factory.mktemp("cfg") / "train.yaml"
-    cfg.write_text(yaml.safe_dump(tiny_config().model_dump()))
+    cfg.write_text(yaml.safe_dump(train_config().model_dump()))
     rc = train_main(
         [
             "--corpus",
@@ -69,10 +43,10 @@ def gpt2_run(tiny_corpus, tiny_gpt2, tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("run_fixture", ["llama_run", "gpt2_run"])
-def test_loss_goes_down(request, run_fixture):
+def test_loss_goes_down(request, run_fixture, train_config, losses):
     run = request.getfixturevalue(run_fixture)
     values = losses(run)
-    assert len(values) == STEPS and all(np.isfinite(values))
+    assert len(values) == train_config().max_steps and all(np.isfinite(values))
     assert np.mean(values[-4:]) < np.mean(values[:4]) - 0.05
 
 
@@ -89,11 +63,11 @@ def test_only_adapter_encoder_and_projection_are_saved(llama_run):
 
 
 def test_checkpoint_resumes_to_the_same_next_step_loss(
-    llama_run, tiny_corpus, tiny_llama, tmp_path
+    llama_run, tiny_corpus, tiny_llama, train_config, losses, tmp_path
 ):
     resumed = tmp_path / "resumed"
     ckpt = llama_run / "checkpoints" / "step-00000012"
-    train(tiny_corpus, str(tiny_llama), resumed, tiny_config(max_steps=14), resume_from=ckpt)
+    train(tiny_corpus, str(tiny_llama), resumed, train_config(max_steps=14), resume_from=ckpt)
     assert losses(resumed) == losses(llama_run)[12:14]
 
 
