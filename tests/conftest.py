@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
 
 import pytest
 
@@ -20,13 +24,40 @@ for _k, _v in {
     os.environ.setdefault(_k, _v)
 
 
+NOT_CI = {"", "0", "false", "no", "off", "n", "f"}
+"""``CI`` values (lower-cased, stripped) that mean "not under CI"; anything else is truthy."""
+
+
+def under_ci(environ: Mapping[str, str] | None = None) -> bool:
+    """True when ``CI`` is set to a truthy value (``1``, ``true``, ``TRUE``, ``yes``, ...).
+
+    CI services disagree on the spelling (``true``, ``1``, ``True``), so only an explicit
+    false-like value or an empty/unset ``CI`` counts as a developer machine.
+    """
+    value = (os.environ if environ is None else environ).get("CI", "")
+    return value.strip().lower() not in NOT_CI
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip the test with ``reason`` on a developer machine; fail it under CI, where every
+    dependency and the shared data are installed and a skip would hide a missing check."""
+    if under_ci():
+        pytest.fail(f"{reason}; under CI (CI={os.environ.get('CI')!r}) it is required")
+    pytest.skip(reason)
+
+
+def need_module(name: str) -> ModuleType:
+    """``pytest.importorskip`` that fails under CI instead of skipping."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        skip_or_fail(f"{name} is not installed ({exc})")
+
+
 def _shared(relative: str) -> Path:
     path = SHARED_DATA / relative
     if not path.exists():
-        reason = f"shared data not found at {path} (expected ../shared/data beside the repo)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason + "; under CI=true it is required")
-        pytest.skip(reason)
+        skip_or_fail(f"shared data not found at {path} (expected ../shared/data beside the repo)")
     return path
 
 

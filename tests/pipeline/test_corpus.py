@@ -18,6 +18,7 @@ from pipeline.corpus import build_corpus, read_manifest, validate_corpus
 from pipeline.leads import canonical_order
 from pipeline.sources.demo import write_mimic_record
 from schemas import CANONICAL_LEADS
+from tests.conftest import need_module
 
 REAL_500HZ = ["6000", "6001", "6002", "6004", "6005", "6006", "6007", "6008"]
 MIMIC_HEADER = (
@@ -142,7 +143,7 @@ def test_manifest_counts_and_rejections(real_build):
 
 
 def test_rows_load_with_datasets_offline(real_build):
-    datasets = pytest.importorskip("datasets")
+    datasets = need_module("datasets")
     corpus, _, _ = real_build
     ds = datasets.load_dataset(str(corpus))
     assert set(ds) == {f.split for f in read_manifest(corpus).files}
