@@ -5,8 +5,10 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.config import SplitConfig
+from pipeline.shards import shard_bucket
+from pipeline.sources.mimic import prepare_mimic
 from pipeline.sources.ptbxl import prepare_ptbxl
-from pipeline.splits import assign_splits, audit_splits, hash_split
+from pipeline.splits import assign_splits, audit_splits, fold_split, hash_split, stable_unit
 
 
 def test_ptbxl_folds_give_the_recommended_split(ptbxl_sample):
@@ -36,3 +38,114 @@ def test_every_patient_lands_in_one_split():
     assert audit.leaking_patients == 0 and sum(audit.patients.values()) == 700
     leaky = split.with_columns(pl.Series("split", ["train", "test", "validation"] * 1000))
     assert audit_splits(leaky).leaking_patients > 0
+
+
+# ---------------------------------------------------------------- golden values
+# Fixed expected outputs of the seeded functions. Update only on purpose, with the reason in the
+# commit message: a change here re-splits (or re-shards) every record of every corpus built before.
+# They are machine independent: sha256 of UTF-8 text, its first 8 bytes as a big-endian integer,
+# divided by 2**64 (int -> float is correctly rounded, the division by a power of two is exact).
+
+GOLDEN_UNITS = {
+    ("split", "15709", 0): 0.36048570386994266,
+    ("split", "15709", 1): 0.5844377768773884,
+    ("split", "10000032", 0): 0.19088439766893495,
+    ("template/report_generation", "ptbxl/6001", 0): 0.7423660586440506,
+    ("shard", "mimic/40689238", 0): 0.6862211841097093,
+    ("task0", "ptbxl/6001", 0): 0.5914158392810607,
+    ("task1", "mimic/40006000", 3): 0.35629794902501244,
+}
+
+# MIMIC rule (patient hash, 90 / 5 / 5, seed 0) over subject ids 10000000 + 0..199: the offsets
+# that go to validation and test; every other one goes to train.
+GOLDEN_PATIENT_VALIDATION = [0, 5, 54, 57, 96, 102, 120, 121, 137, 138, 150]
+GOLDEN_PATIENT_TEST = [2, 34, 47, 53, 78, 80, 186]
+
+# MEIT's record-level mode (90 / 9 / 1, seed 0) over record ids 40000000 + 0..199.
+GOLDEN_MEIT_VALIDATION = [
+    4, 10, 14, 39, 44, 47, 58, 106, 109, 116, 120, 122, 138, 160, 162, 165, 178
+]  # fmt: skip
+GOLDEN_MEIT_TEST = [112]
+
+# PTB-XL's fold rule (strat_fold -> split); folds outside 1..10 have no split (rejected later).
+GOLDEN_FOLDS = {**{f: "train" for f in range(1, 9)}, 9: "validation", 10: "test", 0: None, 11: None}
+
+# Shard buckets (of 8) of the real sample's row ids.
+GOLDEN_BUCKETS = {
+    "ptbxl/1": 7,
+    "ptbxl/6000": 7,
+    "ptbxl/6001": 2,
+    "ptbxl/6002": 2,
+    "ptbxl/6004": 6,
+    "ptbxl/6005": 4,
+    "ptbxl/6006": 3,
+    "ptbxl/6007": 5,
+    "ptbxl/6008": 6,
+    "mimic/40689238": 5,
+}
+
+
+def expected_splits(first: int, validation: list[int], test: list[int]) -> dict[str, str]:
+    """Id -> split for ids ``first + 0..199`` from the golden offset lists."""
+    out = {str(first + i): "train" for i in range(200)}
+    out.update({str(first + i): "validation" for i in validation})
+    out.update({str(first + i): "test" for i in test})
+    return out
+
+
+def test_golden_stable_unit():
+    assert {key: stable_unit(*key) for key in GOLDEN_UNITS} == GOLDEN_UNITS
+
+
+def test_golden_patient_hash_split_keyed_by_patient():
+    """Two records per patient: the split is the patient's golden one, whatever the record id."""
+    expected = expected_splits(10000000, GOLDEN_PATIENT_VALIDATION, GOLDEN_PATIENT_TEST)
+    patients = sorted(expected)
+    frame = pl.DataFrame(
+        {
+            "record_id": [str(50000000 + 2 * i + k) for i in range(200) for k in (0, 1)],
+            "patient_id": [p for p in patients for _ in (0, 1)],
+        }
+    )
+    split = assign_splits(frame, "mimic", SplitConfig())
+    assert dict(zip(split["patient_id"], split["split"])) == expected
+    assert audit_splits(split).leaking_patients == 0
+
+
+def test_golden_split_of_the_real_mimic_record(mimic_sample):
+    """The real record_list row: subject 10000032 (train); its study id would hash to validation."""
+    split = assign_splits(prepare_mimic(mimic_sample), "mimic", SplitConfig())
+    assert split.select("record_id", "patient_id", "split").rows() == [
+        ("40689238", "10000032", "train")
+    ]
+
+
+def test_golden_meit_record_level_split():
+    expected = expected_splits(40000000, GOLDEN_MEIT_VALIDATION, GOLDEN_MEIT_TEST)
+    frame = pl.DataFrame({"record_id": sorted(expected), "patient_id": ["same"] * 200})
+    split = assign_splits(frame, "mimic", SplitConfig(mode="meit"))
+    assert dict(zip(split["record_id"], split["split"])) == expected
+
+
+def test_golden_ptbxl_fold_rule(ptbxl_sample):
+    folds = SplitConfig().ptbxl_folds
+    assert {f: fold_split(f, folds) for f in GOLDEN_FOLDS} == GOLDEN_FOLDS
+    frame = pl.DataFrame({"strat_fold": list(GOLDEN_FOLDS), "record_id": ["r"] * 12})
+    split = assign_splits(frame, "ptbxl", SplitConfig(mode="meit"))  # PTB-XL always uses folds
+    assert split["split"].to_list() == list(GOLDEN_FOLDS.values())
+    real = assign_splits(prepare_ptbxl(ptbxl_sample), "ptbxl", SplitConfig())
+    assert dict(zip(real["record_id"], real["split"])) == {
+        "1": "train",
+        "6000": "test",
+        "6001": "train",
+        "6002": "train",
+        "6004": "test",
+        "6005": "train",
+        "6006": "train",
+        "6007": "train",
+        "6008": "train",
+    }
+
+
+def test_golden_shard_buckets():
+    assert {k: shard_bucket(k, 8) for k in GOLDEN_BUCKETS} == GOLDEN_BUCKETS
