@@ -23,7 +23,7 @@ import polars as pl
 from pipeline import __version__
 from pipeline.conditioning import Loaded, condition, load_one
 from pipeline.config import BuildConfig
-from pipeline.errors import RecordRejected
+from pipeline.errors import InputError, RecordRejected
 from pipeline.rows import UnitTools, text_rejection, text_stats, to_table
 from pipeline.shards import (
     ShardWriter,
@@ -151,7 +151,7 @@ def discover_source(name: str, root: Location, cfg: BuildConfig) -> SourceInput:
     kept = frame.filter(pl.Series(keep, dtype=pl.Boolean)) if frame.height else frame
     audit = audit_splits(kept, mode)
     if audit.leaking_patients and not audit.leaks_by_design:
-        raise ValueError(f"{name}: {audit.leaking_patients} patients fall in more than one split")
+        raise InputError(f"{name}: {audit.leaking_patients} patients fall in more than one split")
     return SourceInput(name, str(root), kept, tuple(rejections), audit, frame.height)
 
 

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from pipeline.config import BuildConfig, config_error_line, load_config
 from pipeline.corpus import build_corpus, read_manifest, validate_corpus, with_demo_inputs
+from pipeline.errors import InputError
 
 DEMO_INPUTS = Path("demo-data")
 
@@ -49,8 +50,12 @@ def _build(args: argparse.Namespace, console: Console) -> int:
     if cfg.ptbxl is None and cfg.mimic is None:
         console.print(f"No input given: building the SYNTHETIC demo (inputs in ./{DEMO_INPUTS}).")
         cfg = with_demo_inputs(cfg, DEMO_INPUTS)
-    with build_progress(console) as (on_plan, on_done):
-        manifest = build_corpus(cfg, on_done=on_done, on_plan=on_plan)
+    try:
+        with build_progress(console) as (on_plan, on_done):
+            manifest = build_corpus(cfg, on_done=on_done, on_plan=on_plan)
+    except InputError as exc:
+        console.print(f"[red]input error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return 2
     console.print(summary_table(manifest))
     console.print(f"corpus written to {cfg.out}")
     return 0

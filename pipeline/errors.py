@@ -1,4 +1,4 @@
-"""The one exception that turns a bad input record into a rejection with a reason."""
+"""Errors from bad inputs: one record (a rejection with a reason) or the inputs as a whole."""
 
 from __future__ import annotations
 
@@ -10,3 +10,7 @@ class RecordRejected(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+class InputError(ValueError):
+    """The inputs contradict themselves as a whole (not one bad record): the build stops."""

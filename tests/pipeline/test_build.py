@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.cli import main
 from pipeline.config import BuildConfig
 from pipeline.corpus import build_corpus, read_manifest, validate_corpus
 from pipeline.sources.demo import MIMIC_WARNING, mimic_record_path
@@ -190,7 +191,7 @@ def test_short_report_rejected_inside_the_build(shaped_build: Path):
     assert validate_corpus(shaped_build) == []
 
 
-def test_patient_in_two_splits_is_refused(ptbxl_sample: Path, tmp_path: Path):
+def test_patient_in_two_splits_is_refused_in_one_line(ptbxl_sample: Path, tmp_path: Path, capsys):
     # patient 5028's records in fold 8 (train) and fold 9 (validation): the folds contradict
     layout = {"6000": ("5028", 8), "6004": ("5028", 9)}
     ptbxl = ptbxl_with_layout(ptbxl_sample, tmp_path / "ptbxl", layout)
@@ -198,3 +199,12 @@ def test_patient_in_two_splits_is_refused(ptbxl_sample: Path, tmp_path: Path):
     with pytest.raises(ValueError, match="ptbxl: 1 patients fall in more than one split"):
         build_corpus(cfg)
     assert not (tmp_path / "corpus" / "manifest.json").exists()
+    capsys.readouterr()
+    args = ["build", "--ptbxl", str(ptbxl), "--out", str(tmp_path / "cli"), "--workers", "1"]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    # the progress bar's last frame, then one line; no traceback
+    assert captured.out.strip().splitlines()[-1] == (
+        "input error: ptbxl: 1 patients fall in more than one split"
+    )
+    assert "Traceback" not in captured.out + captured.err
