@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -172,17 +173,37 @@ def test_two_builds_identical_and_validate_catches_flipped_byte(real_build, ptbx
     assert main(["validate", str(corpus)]) == 0
 
 
-def test_resume_skips_finished_units_and_replaces_a_missing_shard(
-    real_build, ptbxl_sample, tmp_path
-):
+def file_stats(corpus: Path) -> dict[str, tuple[int, int]]:
+    """(inode, mtime_ns) of every shard and completion record: a rewrite changes both (the
+    writers publish a new file by rename)."""
+    return {
+        p.relative_to(corpus).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in sorted([*corpus.glob("*/*.parquet"), *corpus.glob("_build/*/*.json")])
+    }
+
+
+def test_resume_rewrites_only_the_missing_shard(real_build, ptbxl_sample, tmp_path):
+    """Resume is proven by what was NOT done: one unit processed, every other shard and
+    completion record left untouched (same inode and mtime), not only equal final bytes."""
     corpus, tmp, _ = real_build
     out = tmp_path / "resume"
     shutil.copytree(corpus, out)
-    victim = read_manifest(corpus).files[0]
+    files = read_manifest(corpus).files
+    victim = files[0]
     (out / victim.path).unlink()
+    before = file_stats(out)
+    assert len(files) == 4 and len(before) == 3 + 4  # 3 shards left, 4 completion records
+    processed = []
     cfg = BuildConfig(ptbxl=ptbxl_sample, mimic=tmp / "mimic", out=out, workers=1)
-    manifest = build_corpus(cfg)
-    assert [f.sha256 for f in manifest.files] == [f.sha256 for f in read_manifest(corpus).files]
+    manifest = build_corpus(cfg, on_done=processed.append)
+    assert [r.path for r in processed] == [victim.path]
+    after = file_stats(out)
+    redone = {victim.path, f"_build/{victim.path}.json"}
+    assert {k: v for k, v in after.items() if k not in redone} == {
+        k: v for k, v in before.items() if k not in redone
+    }
+    assert after[f"_build/{victim.path}.json"] != before[f"_build/{victim.path}.json"]
+    assert [f.sha256 for f in manifest.files] == [f.sha256 for f in files]
     assert validate_corpus(out) == []
 
 
@@ -276,3 +297,199 @@ def test_records100_are_resampled_to_the_configured_rate(ptbxl_sample: Path, tmp
     assert ecg.shape == (12, 5000)
     # Every 5th output sample is an input sample position: polyphase upsampling passes near them.
     np.testing.assert_allclose(ecg[:, 50:-50:5], original[:, 10:-10], atol=0.05)
+
+
+# ---------------------------------------------------------------- golden corpus
+# The default-config build of the real sample (``real_build``: the 8 real 500 Hz PTB-XL records
+# and their MIMIC-layout re-encoding). UPDATE ONLY ON PURPOSE, with the reason in the commit
+# message: a change here means users rebuilding the corpus get different splits, instructions,
+# signals or files than before.
+#
+# Why these do not vary by machine: the signal path of the default config is (d - baseline) *
+# (1 / gain) in float64, then float32, then float16, each one correctly rounded IEEE-754 step (the
+# compiled kernel has no fastmath, no reductions, nothing to fuse into an FMA); no filter or
+# normalisation runs. Checked equal: workers 1 and 2, a cold numba cache, and numba disabled
+# (NUMBA_DISABLE_JIT=1, the same arithmetic in Python). Templates, splits and shard buckets are
+# sha256 choices. zstd at a fixed level is deterministic for one zstd version, which the pyarrow
+# wheel bundles. What DOES change the bytes is the Parquet writer: its version is in every file's
+# footer (GOLDEN_WRITER), so a pyarrow upgrade fails here with that reason, while GOLDEN_CONTENT
+# (rows as Python values, signals as float16 bytes) says whether the data itself changed.
+
+GOLDEN_WRITER = "parquet-cpp-arrow version 26.0.1"
+GOLDEN_SHA256 = {
+    "mimic/train-00000-of-00001.parquet": (
+        "a86b95127a4b806e966f973c2edd14e88bbeb3a92490bce6d785375a550abb16"
+    ),
+    "mimic/validation-00000-of-00001.parquet": (
+        "cc89c9371787443b5c9d7ac10cc1fd467f4e8f3d26ef6f57721f885e0f6e3cd3"
+    ),
+    "ptbxl/test-00000-of-00001.parquet": (
+        "638b1dea88bdc4eb027981216a6758a702ebafb33cd0a80ddc93ba0d01704132"
+    ),
+    "ptbxl/train-00000-of-00001.parquet": (
+        "9c44be1b9bcd24d7a4ba58d3917fb7f49bcc244a8002353f509d4049253a8ee4"
+    ),
+    "rejections.parquet": "f2d237aca6a3d935df673f6201d63e1007333e7de1eaaecd8f943b6ee90bd170",
+}
+GOLDEN_CONTENT = {
+    "mimic/train-00000-of-00001.parquet": (
+        "bec6bee4320db552e5876991279e080f2228b8d77a271bdfcf97fc626a292c19"
+    ),
+    "mimic/validation-00000-of-00001.parquet": (
+        "3df2ac2f0fe875b24ac136f1c2c41205f3fc832b5d9f04c5db6c5855d75c727d"
+    ),
+    "ptbxl/test-00000-of-00001.parquet": (
+        "16c3c9d2560bb7b9603baa83fd77790d95466b9a4d462ff9de58f78e3cdb35ce"
+    ),
+    "ptbxl/train-00000-of-00001.parquet": (
+        "5205ba112464d71d776211ead528c096d5bac72d8496da0b46687cacb2b330c5"
+    ),
+}
+# id -> (patient_id, split, template_id): the readable part of the same promise.
+GOLDEN_ROWS = {
+    "mimic/40006000": ("10000000", "validation", "report.terse.interpretation"),
+    "mimic/40006001": ("10000007", "train", "report.conversational.colleague"),
+    "mimic/40006002": ("10000014", "train", "report.clinical.machine"),
+    "mimic/40006004": ("10000021", "train", "report.conversational.look"),
+    "mimic/40006005": ("10000028", "train", "report.terse.interpretation"),
+    "mimic/40006006": ("10000035", "train", "report.conversational.help"),
+    "mimic/40006007": ("10000042", "train", "report.clinical.machine"),
+    "mimic/40006008": ("10000049", "train", "report.conversational.colleague"),
+    "ptbxl/6000": ("5028", "test", "report.clinical.machine"),
+    "ptbxl/6001": ("12976", "train", "report.patient.age_terse"),
+    "ptbxl/6002": ("7588", "train", "report.patient.age_clinical"),
+    "ptbxl/6004": ("2482", "test", "report.conversational.what"),
+    "ptbxl/6005": ("2810", "train", "report.patient.age_sex"),
+    "ptbxl/6006": ("2108", "train", "report.patient.age_terse"),
+    "ptbxl/6007": ("17597", "train", "report.conversational.quick"),
+    "ptbxl/6008": ("1237", "train", "report.conversational.explain"),
+}
+# ``rich_build`` (examples_per_record 3, split mode meit): record -> (split, template of each
+# example in order). The question templates' ids name the drawn tasks (qa.<task>.<name>); 6005
+# has no diagnostic statement above the likelihood threshold, so it gets one question only.
+GOLDEN_EXAMPLES = {
+    "mimic/40006000": (
+        "train",
+        "report.terse.interpretation",
+        "qa.intervals.conversational",
+        "qa.axes.conversational",
+    ),
+    "mimic/40006001": (
+        "train",
+        "report.conversational.colleague",
+        "qa.intervals.measure",
+        "qa.heart_rate.estimate",
+    ),
+    "mimic/40006002": (
+        "train",
+        "report.clinical.machine",
+        "qa.heart_rate.conversational",
+        "qa.intervals.conversational",
+    ),
+    "mimic/40006004": (
+        "train",
+        "report.conversational.look",
+        "qa.heart_rate.estimate",
+        "qa.axes.measure",
+    ),
+    "mimic/40006005": (
+        "train",
+        "report.terse.interpretation",
+        "qa.axes.what",
+        "qa.intervals.measure",
+    ),
+    "mimic/40006006": (
+        "train",
+        "report.conversational.help",
+        "qa.axes.conversational",
+        "qa.intervals.conversational",
+    ),
+    "mimic/40006007": (
+        "train",
+        "report.clinical.machine",
+        "qa.intervals.measure",
+        "qa.axes.conversational",
+    ),
+    "mimic/40006008": (
+        "train",
+        "report.conversational.colleague",
+        "qa.intervals.measure",
+        "qa.heart_rate.estimate",
+    ),
+    "ptbxl/6000": (
+        "test",
+        "report.clinical.machine",
+        "qa.diagnosis.conversational",
+        "qa.rhythm.conversational",
+    ),
+    "ptbxl/6001": (
+        "train",
+        "report.patient.age_terse",
+        "qa.diagnosis.conversational",
+        "qa.rhythm.conversational",
+    ),
+    "ptbxl/6002": (
+        "train",
+        "report.patient.age_clinical",
+        "qa.diagnosis.what",
+        "qa.rhythm.statement",
+    ),
+    "ptbxl/6004": (
+        "test",
+        "report.conversational.what",
+        "qa.rhythm.statement",
+        "qa.diagnosis.what",
+    ),
+    "ptbxl/6005": ("train", "report.patient.age_sex", "qa.rhythm.conversational"),
+    "ptbxl/6006": ("train", "report.patient.age_terse", "qa.rhythm.what", "qa.diagnosis.list"),
+    "ptbxl/6007": ("train", "report.conversational.quick", "qa.rhythm.what", "qa.diagnosis.list"),
+    "ptbxl/6008": (
+        "train",
+        "report.conversational.explain",
+        "qa.diagnosis.scp",
+        "qa.rhythm.conversational",
+    ),
+}
+
+
+def content_digest(path: Path) -> str:
+    """sha256 of a shard's data, independent of the Parquet encoding: every column's values in
+    row order (signals as little-endian float16 bytes, the rest as JSON)."""
+    table = pq.read_table(path)
+    h = hashlib.sha256()
+    for name in table.column_names:
+        h.update(name.encode() + b"\0")
+        if name == "ecg":
+            flat = table[name].combine_chunks().flatten().flatten()
+            h.update(np.asarray(flat.to_numpy(zero_copy_only=False), dtype="<f2").tobytes())
+        else:
+            h.update(json.dumps(table[name].to_pylist(), sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def test_golden_rows(real_build):
+    corpus, _, _ = real_build
+    rows = rows_by_id(corpus)
+    assert {i: (r["patient_id"], r["split"], r["template_id"]) for i, r in rows.items()} == (
+        GOLDEN_ROWS
+    )
+
+
+def test_golden_corpus(real_build):
+    """The shards' data, then their bytes (and the ledger's), equal the committed golden values."""
+    corpus, _, _ = real_build
+    shards = [f.path for f in read_manifest(corpus).files]
+    assert {p: content_digest(corpus / p) for p in shards} == GOLDEN_CONTENT
+    writers = {pq.read_metadata(corpus / p).created_by for p in [*shards, "rejections.parquet"]}
+    assert writers == {GOLDEN_WRITER}, "another Parquet writer: re-derive GOLDEN_SHA256 on purpose"
+    files = {p: hashlib.sha256((corpus / p).read_bytes()).hexdigest() for p in GOLDEN_SHA256}
+    assert files == GOLDEN_SHA256 and sorted(shards) == sorted(GOLDEN_CONTENT)
+
+
+def test_golden_examples_and_task_draws(rich_build):
+    examples: dict[str, list[str]] = {}
+    rows = rows_by_id(rich_build).values()
+    for row in sorted(rows, key=lambda r: (r["source"], r["record_id"], r["example"])):
+        key = f"{row['source']}/{row['record_id']}"
+        examples.setdefault(key, [row["split"]]).append(row["template_id"])
+    assert {k: tuple(v) for k, v in examples.items()} == GOLDEN_EXAMPLES
