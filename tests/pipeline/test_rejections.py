@@ -101,6 +101,11 @@ def bad_ptbxl(ptbxl_sample: Path, tmp_path_factory) -> Path:
     y[3, 1000:1020] = np.nan
     write(7010, y)
     add_row(rows, template, 7010)
+    # lead V2 clipped by the amplifier: about 5 % of its samples sit at its maximum (limit 2 %)
+    y = x.copy()
+    y[7] = np.minimum(y[7], np.quantile(y[7], 0.95))
+    write(7011, y)
+    add_row(rows, template, 7011)
     with open(root / "ptbxl_database.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
@@ -125,6 +130,7 @@ EXPECTED = {
     "7007": "wrong_length",
     "7008": "empty_report",
     "7009": "path_outside_root",
+    "7011": "saturation",
     "1": "missing_file",
 }
 
@@ -134,12 +140,14 @@ def test_each_defect_is_rejected_with_its_reason(bad_build: Path):
     reasons = {r["record_id"]: r["reason"] for r in ledger}
     assert reasons == EXPECTED
     assert all(r["detail"] for r in ledger)
+    details = {r["record_id"]: r["detail"] for r in ledger}
+    assert details["7011"] == "lead V2: 5.1% of samples at a rail"  # ties at the clip value
 
 
 def test_inputs_equal_kept_plus_rejected(bad_build: Path):
     manifest = read_manifest(bad_build)
     c = manifest.counts["ptbxl"]
-    assert c.seen == 9 + 10
+    assert c.seen == 9 + 11
     assert c.kept_total == 8 + 1  # the real records and the repaired one
     assert c.rejected_total == len(EXPECTED)
     assert validate_corpus(bad_build) == []
