@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 DO_NOT_TRACK=1 \
 	PREFECT_SERVER_ANALYTICS_ENABLED=false PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120
 
-.PHONY: demo test lint install install-all clean
+.PHONY: demo test lint install install-all mutate clean
 
 $(VENV)/.core: pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,6 +34,10 @@ test: $(VENV)/.all lint
 lint: $(VENV)/.all
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Mutation testing of the core modules (slow; not part of `make test`). Scores: mutation-scores.json
+mutate: $(VENV)/.all
+	bash .ci/mutate
 
 clean:
 	rm -rf $(VENV) corpus demo-data
