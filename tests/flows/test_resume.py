@@ -1,5 +1,7 @@
 """SIGKILL a flow run in the middle of writing a shard, run it again: the corpus completes with
-shards identical to an uninterrupted build; no partial file is ever visible under a shard name."""
+shards identical to an uninterrupted build; no partial file is ever visible under a shard name; and
+the rerun writes only the units the killed run had not finished (their shards and completion
+records keep their inode and mtime)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,19 @@ def visible_shards_complete(out: Path) -> list[str]:
             continue
         names.append(p.name)
     return names
+
+
+def finished_units(out: Path) -> dict[str, tuple[int, int]]:
+    """(inode, mtime_ns) of every unit's completion record and its shard, for the units whose
+    completion record exists (a unit is done only once its record is written)."""
+    stats = {}
+    for record in sorted((out / "_build").glob("*/*.json")):
+        shard = out / record.relative_to(out / "_build").as_posix().removesuffix(".json")
+        for path in (record, shard):
+            if path.is_file():
+                st = path.stat()
+                stats[path.relative_to(out).as_posix()] = (st.st_ino, st.st_mtime_ns)
+    return stats
 
 
 def test_sigkill_mid_write_then_rerun(prefect_server, prefect_env, procs, sample_copy, tmp_path):
@@ -67,9 +82,17 @@ def test_sigkill_mid_write_then_rerun(prefect_server, prefect_env, procs, sample
     assert not (out / "manifest.json").exists()
     visible_shards_complete(out)
 
+    done_before_kill = finished_units(out)
+    done_shards = {p for p in done_before_kill if not p.startswith("_build/")}
+    assert done_shards, "no unit had finished before the kill"
+
     cfg = BuildConfig.model_validate(settings)
-    build_corpus_flow(cfg)
+    summary = build_corpus_flow(cfg)
     assert validate_corpus(out) == []
+    # The rerun wrote exactly the units the killed run had not finished, and left the others alone.
+    assert set(summary["written"]) == set(summary["files"]) - done_shards
+    after = finished_units(out)
+    assert {p: after.get(p) for p in done_before_kill} == done_before_kill
     assert not list(out.rglob(".*.tmp-*")), "temp files must be cleaned at finalise"
     reference = tmp_path / "reference"
     build_corpus(cfg.model_copy(update={"out": reference}))
