@@ -69,6 +69,7 @@ def test_refresh_rewrites_only_affected_shards(sample_copy, add_records, digests
     remove_record(sample_copy, "6007")
     outcome = refresh_corpus(cfg)
     after = digests(out)
+    after_state = state(out)
     plan = outcome.plan
     assert plan.changes.added == tuple(sorted(f"ptbxl/{i}" for i in added))
     assert plan.changes.changed == ("ptbxl/6005",)
@@ -80,6 +81,9 @@ def test_refresh_rewrites_only_affected_shards(sample_copy, add_records, digests
     for path, digest in base.items():  # untouched shards keep their bytes and checksums
         if path not in touched:
             assert after[path] == digest, path
+            # ... and were not rewritten at all (same inode and mtime), nor their records
+            for rel in (path, f"_build/{path}.json"):
+                assert after_state[rel] == frozen[rel], rel
     assert touched, "the change touched no shard"
     assert len(touched) < len(set(base) | set(after)), "everything was rewritten"
     manifest = read_manifest(out)
