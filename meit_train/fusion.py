@@ -2,24 +2,30 @@
 
 The ECG pseudo-token (one hidden-size vector per sample) is passed through each decoder layer's own
 key and value projections (with their LoRA adapters) and prepended to that layer's keys and values:
-no position encoding (it joins after rotary embeddings are applied), never masked by the causal or
-padding mask, and not stored in the KV cache (it is re-added at every step).
+no position encoding (it joins after rotary embeddings are applied, and gets no ALiBi bias), never
+masked by the causal or padding mask, and not stored in the KV cache (it is re-added at every step).
 
-Mechanism: a transformers-5 attention function (``AttentionInterface``) that wraps SDPA. Attention
-modules are found by structure: self-attention modules with a ``layer_idx`` and either separate
-``k_proj``/``v_proj`` (Llama, Mistral, Qwen2, ...) or a fused ``c_attn`` (GPT-2).
+This module holds what every architecture shares: the slot (:class:`EcgSlot`), the context that sets
+it for one forward pass, the context that sets it again when gradient checkpointing recomputes a
+layer, and the attention with the slot prepended (SDPA). :mod:`meit_train.families` finds the
+attention modules of each architecture, computes the slot's key and value through them, and routes
+their attention here.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 ATTN_NAME = "meit_sdpa"
+
+SlotKV = Callable[[nn.Module, Tensor], tuple[Tensor, Tensor]]
+"""A family's slot projection: (module, token (B, hidden)) → key, value (B, kv_heads, 1, head_dim)."""
 
 
 @dataclass
@@ -27,6 +33,7 @@ class EcgSlot:
     """The current batch's ECG pseudo-token, shared by all fused attention modules of one model.
 
     ``present`` (B,) bool: where False the slot is masked out (zero contribution, exactly).
+    ``calls`` counts the attention calls that used the slot since it was last set.
     """
 
     token: Tensor | None = None
@@ -34,55 +41,41 @@ class EcgSlot:
     calls: int = 0
 
 
-def register_attention() -> None:
-    """Register the fused attention and its mask builder with transformers (idempotent)."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-    AttentionInterface.register(ATTN_NAME, fused_sdpa_attention)
-    AttentionMaskInterface.register(ATTN_NAME, sdpa_mask)
-
-
-def kv_layout(module: nn.Module) -> str | None:
-    """``"separate"``, ``"fused"`` or None for a module that is not a decoder self-attention."""
-    if getattr(module, "layer_idx", None) is None or getattr(module, "is_cross_attention", False):
-        return None
-    if hasattr(module, "k_proj") and hasattr(module, "v_proj"):
-        return "separate"
-    if hasattr(module, "c_attn") and hasattr(module, "split_size"):
-        return "fused"
-    return None
+@contextmanager
+def ecg_in_attention(
+    slot: EcgSlot, token: Tensor, present: Tensor | None = None
+) -> Iterator[EcgSlot]:
+    """Make ``token`` (B, hidden) the slot for calls inside the block; restore afterwards."""
+    old = (slot.token, slot.present)
+    slot.token, slot.present, slot.calls = token, present, 0
+    try:
+        yield slot
+    finally:
+        slot.token, slot.present = old
 
 
-def attention_modules(model: nn.Module) -> list[nn.Module]:
-    """The decoder self-attention modules of ``model``, checked against the layer count."""
-    found = [m for m in model.modules() if kv_layout(m) is not None]
-    n_layers = model.config.get_text_config().num_hidden_layers
-    if len(found) != n_layers:
-        raise NotImplementedError(
-            f"{type(model).__name__}: found {len(found)} self-attention modules with a known k/v "
-            f"layout, expected {n_layers}; this architecture is not supported"
-        )
-    return found
+@contextmanager
+def _slot_restored(slot: EcgSlot, token: Tensor | None, present: Tensor | None) -> Iterator[None]:
+    """Set the slot to (token, present) for a recomputation, keeping the call count."""
+    old = (slot.token, slot.present)
+    slot.token, slot.present = token, present
+    try:
+        yield
+    finally:
+        slot.token, slot.present = old
 
 
-def ecg_key_value(
-    module: nn.Module, token: Tensor, kv_heads: int, head_dim: int
-) -> tuple[Tensor, Tensor]:
-    """The slot's key and value, (B, kv_heads, 1, head_dim), through ``module``'s own projections."""
-    x = token.to(next(module.parameters()).dtype)[:, None, :]  # (B, 1, hidden)
-    if kv_layout(module) == "separate":
-        k, v = module.k_proj(x), module.v_proj(x)
-    else:
-        _, k, v = module.c_attn(x).split(module.split_size, dim=2)
-    shape = (x.shape[0], 1, kv_heads, head_dim)
-    return k.reshape(shape).transpose(1, 2), v.reshape(shape).transpose(1, 2)
+def checkpoint_contexts(slot: EcgSlot):
+    """``context_fn`` for ``torch.utils.checkpoint`` (non-reentrant): the forward runs as is, and the
+    recomputation in the backward pass sees the slot the forward saw (it is cleared by then)."""
+    return nullcontext(), _slot_restored(slot, slot.token, slot.present)
 
 
-def extend_mask(
+def slot_mask(
     mask: Tensor | None, present: Tensor | None, b: int, q: int, kv: int, device: torch.device
 ) -> Tensor | None:
-    """Boolean (B, 1, q, 1 + kv) mask with the slot column first; None when nothing is masked."""
+    """Boolean (B, 1, q, 1 + kv) mask with the slot column first (causal body when ``mask`` is None);
+    None when nothing is masked (one query with every key visible)."""
     if mask is None and present is None and q == 1:
         return None
     col = torch.ones(b, 1, q, 1, dtype=torch.bool, device=device)
@@ -98,6 +91,52 @@ def extend_mask(
     return torch.cat([col, body], dim=-1)
 
 
+def slot_bias(
+    bias: Tensor, present: Tensor | None, b: int, heads: int, q: int, dtype: torch.dtype
+) -> Tensor:
+    """Additive float (B, H, q, 1 + kv) bias: a 0 column for the slot (−inf-like where absent), then
+    ``bias`` (broadcastable to (B, H, q, kv): ALiBi plus causal/padding mask, already additive)."""
+    kv = bias.shape[-1]
+    body = bias.to(dtype).clamp(min=torch.finfo(dtype).min).expand(b, heads, q, kv)
+    col = torch.zeros(b, heads, q, 1, dtype=dtype, device=bias.device)
+    if present is not None:
+        gone = ~present.to(bias.device).view(b, 1, 1, 1)
+        col = col.masked_fill(gone, torch.finfo(dtype).min)
+    return torch.cat([col, body], dim=-1)
+
+
+def additive(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """A boolean (True = attend) or additive float mask as an additive float mask of ``dtype``."""
+    if mask.dtype == torch.bool:
+        zero = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
+        return zero.masked_fill(~mask, torch.finfo(dtype).min)
+    return mask.to(dtype)
+
+
+def attend_with_slot(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    k0: Tensor,
+    v0: Tensor,
+    mask: Tensor | None,
+    scale: float,
+    dropout: float = 0.0,
+) -> Tensor:
+    """SDPA over [slot; keys]: (B, H, q, D) queries, (B, H_kv, kv, D) keys/values, (B, H_kv, 1, D)
+    slot key/value, ``mask`` boolean or additive over 1 + kv columns. Returns (B, H, q, D)."""
+    key = torch.cat([k0.to(key.dtype), key], dim=2)
+    value = torch.cat([v0.to(value.dtype), value], dim=2)
+    rep = query.shape[1] // key.shape[1]
+    if rep > 1:
+        key, value = key.repeat_interleave(rep, dim=1), value.repeat_interleave(rep, dim=1)
+    if mask is not None and mask.dtype != torch.bool:
+        mask = mask.to(query.dtype)
+    return F.scaled_dot_product_attention(
+        query, key, value, attn_mask=mask, dropout_p=dropout, scale=scale
+    )
+
+
 def fused_sdpa_attention(
     module: nn.Module,
     query: Tensor,
@@ -106,7 +145,8 @@ def fused_sdpa_attention(
     attention_mask: Tensor | None,
     **kwargs,
 ):
-    """SDPA attention with the ECG slot prepended to keys and values (when a slot is set)."""
+    """The transformers attention function (``AttentionInterface``) with the slot prepended to keys
+    and values when a slot is set; plain SDPA otherwise."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     slot: EcgSlot | None = getattr(module, "meit_slot", None)
@@ -114,34 +154,20 @@ def fused_sdpa_attention(
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     slot.calls += 1
     b, q, kv = query.shape[0], query.shape[2], key.shape[2]
-    k0, v0 = ecg_key_value(module, slot.token, key.shape[1], key.shape[3])
+    k0, v0 = module.meit_kv(module, slot.token)
     key = torch.cat([k0.to(key.dtype), key], dim=2)
     value = torch.cat([v0.to(value.dtype), value], dim=2)
     if attention_mask is not None and attention_mask.dim() != 4:
         raise NotImplementedError("fused attention needs a 4-D (or no) attention mask")
-    mask = extend_mask(attention_mask, slot.present, b, q, kv, query.device)
+    mask = slot_mask(attention_mask, slot.present, b, q, kv, query.device)
     kwargs.pop("is_causal", None)
     return sdpa_attention_forward(module, query, key, value, mask, is_causal=False, **kwargs)
 
 
-def install(model: nn.Module) -> EcgSlot:
-    """Switch ``model`` to the fused attention; return the slot its attention modules read."""
-    register_attention()
-    slot = EcgSlot()
-    for m in attention_modules(model):
-        m.meit_slot = slot
-    model.set_attn_implementation(ATTN_NAME)
-    return slot
+def register_attention() -> None:
+    """Register the fused attention and its mask builder with transformers (idempotent)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-
-@contextmanager
-def ecg_in_attention(
-    slot: EcgSlot, token: Tensor, present: Tensor | None = None
-) -> Iterator[EcgSlot]:
-    """Make ``token`` (B, hidden) the slot for calls inside the block; restore afterwards."""
-    old = (slot.token, slot.present)
-    slot.token, slot.present, slot.calls = token, present, 0
-    try:
-        yield slot
-    finally:
-        slot.token, slot.present = old
+    AttentionInterface.register(ATTN_NAME, fused_sdpa_attention)
+    AttentionMaskInterface.register(ATTN_NAME, sdpa_mask)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
-from meit_train import fusion
+from meit_train import families, fusion
 from meit_train.encoder import EncoderConfig, ResNet1d
+
+MLP_HIDDEN = 2048
+"""Hidden width of the MEIT authors' projector (Linear → BatchNorm → ReLU → Linear)."""
 
 
 class LoraSettings(BaseModel):
@@ -24,12 +30,22 @@ class LoraSettings(BaseModel):
 
 
 class ModelConfig(BaseModel):
-    """Everything needed to rebuild the MEIT model around a base LM."""
+    """Everything needed to rebuild the MEIT model around a base LM.
+
+    ``projector``: ``linear`` (one Linear to the head dimension) or ``mlp`` (the MEIT authors':
+    Linear(d, 2048) → BatchNorm1d → ReLU → Linear(2048, head dim)). ``normalise_slot``: L2-normalise
+    the projected vector (``F.normalize(dim=-1)``, as the authors) before it is tiled across heads.
+    ``gradient_checkpointing``: recompute each decoder layer in the backward pass (the ECG slot is
+    restored for the recomputation).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     encoder: EncoderConfig = EncoderConfig()
     lora: LoraSettings = LoraSettings()
+    projector: Literal["linear", "mlp"] = "linear"
+    normalise_slot: bool = False
+    gradient_checkpointing: bool = False
 
 
 def lora_targets(lm: nn.Module) -> tuple[list[str], bool]:
@@ -37,9 +53,6 @@ def lora_targets(lm: nn.Module) -> tuple[list[str], bool]:
     from transformers.pytorch_utils import Conv1D
 
     out_emb = lm.get_output_embeddings()
-    layers = set()
-    for m in fusion.attention_modules(lm):
-        layers.add(id(m))
     names, conv1d = set(), False
     for name, mod in lm.named_modules():
         if mod is out_emb or not isinstance(mod, (nn.Linear, Conv1D)):
@@ -65,12 +78,13 @@ def _in_decoder_layer(lm: nn.Module, name: str) -> bool:
 
 def load_lm(path: str | Path, dtype: torch.dtype):
     """The frozen base causal LM and its tokenizer, from a local directory or hub name."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(path))
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    lm = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, attn_implementation="sdpa")
+    attn = families.attn_implementation(AutoConfig.from_pretrained(str(path)).model_type)
+    lm = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, attn_implementation=attn)
     lm.requires_grad_(False)
     return lm, tok
 
@@ -92,6 +106,35 @@ def add_lora(lm: nn.Module, cfg: LoraSettings):
     return get_peft_model(lm, peft_cfg)
 
 
+class MlpProjector(nn.Module):
+    """Linear(d_in, hidden) → BatchNorm1d → ReLU → Linear(hidden, d_out), the MEIT authors' projector.
+
+    A training batch of one sample normalises with the running statistics (BatchNorm cannot
+    estimate a variance from one value), so an epoch's last one-row micro-batch does not fail.
+    """
+
+    def __init__(self, d_in: int, d_out: int, hidden: int = MLP_HIDDEN):
+        super().__init__()
+        self.fc1 = nn.Linear(d_in, hidden)
+        self.bn = nn.BatchNorm1d(hidden)
+        self.fc2 = nn.Linear(hidden, d_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, bn = self.fc1(x), self.bn
+        if self.training and h.shape[0] == 1:
+            h = F.batch_norm(
+                h, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps
+            )
+        else:
+            h = bn(h)
+        return self.fc2(torch.relu(h))
+
+
+def make_projector(kind: str, d_in: int, d_out: int) -> nn.Module:
+    """The ``linear`` or ``mlp`` projector from the encoder's output to the slot vector."""
+    return MlpProjector(d_in, d_out) if kind == "mlp" else nn.Linear(d_in, d_out)
+
+
 class MeitModel(nn.Module):
     """ECG encoder → projection → pseudo-token fused as one key/value slot in every decoder layer."""
 
@@ -101,16 +144,28 @@ class MeitModel(nn.Module):
         self.n_heads = text.num_attention_heads
         self.hidden = text.hidden_size
         self.head_dim = getattr(text, "head_dim", None) or self.hidden // self.n_heads
-        self.slot = fusion.install(lm)
+        self.normalise_slot = cfg.normalise_slot
+        self.slot = families.install(lm)
+        if cfg.gradient_checkpointing:
+            lm.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={
+                    "use_reentrant": False,
+                    "context_fn": partial(fusion.checkpoint_contexts, self.slot),
+                }
+            )
         self.lm = add_lora(lm, cfg.lora) if lora else lm
         self.encoder = ResNet1d(cfg.encoder)
         tile = self.n_heads * self.head_dim == self.hidden
         self.tile = self.n_heads if tile else 1
-        self.projection = nn.Linear(self.encoder.out_dim, self.head_dim if tile else self.hidden)
+        out = self.head_dim if tile else self.hidden
+        self.projection = make_projector(cfg.projector, self.encoder.out_dim, out)
 
     def ecg_token(self, ecg: Tensor) -> Tensor:
-        """(B, 12, T) → (B, hidden): encode, project to the head dimension, tile across heads."""
+        """(B, 12, T) → (B, hidden): encode, project to the head dimension (L2-normalised when
+        configured), tile across heads."""
         z = self.projection(self.encoder(ecg))
+        if self.normalise_slot:
+            z = F.normalize(z, dim=-1)
         return z.repeat(1, self.tile)
 
     def forward(
@@ -120,11 +175,14 @@ class MeitModel(nn.Module):
         ecg: Tensor,
         labels: Tensor | None = None,
         ecg_present: Tensor | None = None,
+        position_ids: Tensor | None = None,
     ):
-        """The LM's output (with ``loss`` when ``labels`` are given) with the ECG fused in."""
+        """The LM's output (with ``loss`` when ``labels`` are given) with the ECG fused in.
+        ``position_ids``: for left-padded input to absolute-position models (default 0..L-1)."""
         token = self.ecg_token(ecg)
+        kw = {} if position_ids is None else {"position_ids": position_ids}
         with fusion.ecg_in_attention(self.slot, token, ecg_present):
-            return self.lm(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+            return self.lm(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kw)
 
     @torch.no_grad()
     def generate(
@@ -151,9 +209,12 @@ class MeitModel(nn.Module):
         return out[:, input_ids.shape[1] :]
 
     def trainable_state(self) -> dict[str, Tensor]:
-        """What a run saves: trainable parameters (LoRA, encoder, projection) and encoder buffers."""
+        """What a run saves: trainable parameters (LoRA, encoder, projection) and the batch-norm
+        buffers of the encoder and projection."""
         state = {n: p.detach().cpu() for n, p in self.named_parameters() if p.requires_grad}
-        state |= {f"encoder.{n}": b.detach().cpu() for n, b in self.encoder.named_buffers()}
+        for name in ("encoder", "projection"):
+            part = getattr(self, name)
+            state |= {f"{name}.{n}": b.detach().cpu() for n, b in part.named_buffers()}
         return state
 
     def load_trainable_state(self, state: dict[str, Tensor]) -> None:

