@@ -1,4 +1,8 @@
-"""Console entry points; each handler only parses arguments and forwards to a function."""
+"""Console entry points; each handler only parses arguments and forwards to a function.
+
+Inputs are checked (:mod:`meit_train.checks`) before any weights are loaded; a user mistake is one
+line on stderr and exit code 2.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +11,73 @@ import json
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
 
 def _sources(text: str | None) -> list[str] | None:
     return [s for s in text.split(",") if s] if text else None
 
 
-def train_main(argv: list[str] | None = None) -> int:
-    """``meit-train --corpus DIR --model PATH --out RUN [--config FILE]``."""
+def _fail(prog: str, message: str) -> int:
+    print(f"{prog}: {message}", file=sys.stderr)
+    return 2
+
+
+def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="meit-train", description="Train MEIT on a meit-corpus.")
     p.add_argument("--corpus", type=Path, required=True)
     p.add_argument("--model", required=True, help="base causal LM: local directory or hub name")
     p.add_argument(
-        "--out", type=Path, required=True, help="run directory (resumes if it has checkpoints)"
+        "--out",
+        type=Path,
+        required=True,
+        help="run directory (an unfinished run in it resumes; a finished one needs --overwrite)",
     )
-    p.add_argument("--config", type=Path, help="YAML training config (see meit_train.config)")
+    p.add_argument("--preset", help="named settings shipped with the trainer: meit, tiny-cpu")
+    p.add_argument("--config", type=Path, help="YAML training config, on top of --preset")
     p.add_argument("--resume-from", type=Path, help="a checkpoint directory to resume from")
-    a = p.parse_args(argv)
-    from meit_train.config import load_config
+    p.add_argument(
+        "--overwrite", action="store_true", help="remove the run in --out and train from scratch"
+    )
+    return p
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    """``meit-train --corpus DIR --model PATH --out RUN [--preset NAME] [--config FILE]``."""
+    a = train_parser().parse_args(argv)
+    from meit_train.checks import InputError, require_train_extra
 
     try:
-        cfg = load_config(a.config)
-    except (ValidationError, ValueError, OSError) as e:
-        print(f"meit-train: invalid config {a.config}:\n{e}", file=sys.stderr)
-        return 2
+        require_train_extra()
+        cfg = _config("meit-train", a.config, a.preset)
+        from meit_train.checks import check_train_inputs, clear_run
+
+        action = check_train_inputs(a.corpus, a.model, a.out, cfg, a.overwrite, a.resume_from)
+    except InputError as e:
+        return _fail("meit-train", str(e))
+    if action == "overwrite":
+        clear_run(a.out)
     from meit_train.train import train
 
     print(json.dumps(train(a.corpus, a.model, a.out, cfg, a.resume_from)))
     return 0
 
 
-def eval_main(argv: list[str] | None = None) -> int:
-    """``meit-eval --corpus DIR --run RUN --split test [--source S] [--perturb] [--meit-batch-average]``."""
+def _config(prog: str, path: Path | None, preset: str | None):
+    """The run's :class:`TrainConfig`; any problem with it is an ``InputError`` of one line."""
+    from pydantic import ValidationError
+
+    from meit_train.checks import InputError, describe_validation
+    from meit_train.config import load_config
+
+    where = " + ".join(x for x in (f"preset {preset}" if preset else "", str(path or "")) if x)
+    try:
+        return load_config(path, preset=preset)
+    except ValidationError as e:
+        raise InputError(f"invalid config {where}: {describe_validation(e)}") from e
+    except (ValueError, OSError) as e:
+        raise InputError(f"invalid config {where}: {e}") from e
+
+
+def eval_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="meit-eval", description="Generate greedily and score a MEIT run."
     )
@@ -48,6 +86,12 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument(
         "--source", help="comma-separated sources to evaluate (zero-shot: not the trained one)"
+    )
+    p.add_argument(
+        "--weights",
+        default="final",
+        choices=["final", "best", "latest"],
+        help="end of training (default), best validation loss, or newest checkpoint",
     )
     p.add_argument(
         "--meit-batch-average",
@@ -67,15 +111,31 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, help="evaluate only the first N rows")
     p.add_argument("--model", help="override the base model path stored in the run")
     p.add_argument("--out", type=Path, help="output JSON (default RUN/eval-<split>.json)")
-    a = p.parse_args(argv)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def eval_main(argv: list[str] | None = None) -> int:
+    """``meit-eval --corpus DIR --run RUN --split test [--source S] [--perturb] [--meit-batch-average]``."""
+    a = eval_parser().parse_args(argv)
+    from meit_train.checks import InputError, require_train_extra
+
+    try:
+        require_train_extra()
+        from meit_train.checks import check_eval_inputs
+
+        levels = [float(x) for x in a.perturb.split(",")] if a.perturb else None
+        sources = _sources(a.source)
+        check_eval_inputs(a.corpus, a.run, a.split, sources, a.weights, a.model)
+    except ValueError as e:  # InputError, or a --perturb level that is not a number
+        return _fail("meit-eval", str(e) if isinstance(e, InputError) else f"--perturb: {e}")
     from meit_train.evaluate import evaluate
 
-    levels = [float(x) for x in a.perturb.split(",")] if a.perturb else None
     result = evaluate(
         a.corpus,
         a.run,
         a.split,
-        _sources(a.source),
+        sources,
         a.meit_batch_average,
         levels,
         a.batch_size,
@@ -84,6 +144,8 @@ def eval_main(argv: list[str] | None = None) -> int:
         a.out,
         a.model,
         a.limit,
+        weights=a.weights,
+        progress=not a.quiet,
     )
     print(json.dumps(result["metrics"], indent=2))
     return 0
@@ -91,6 +153,12 @@ def eval_main(argv: list[str] | None = None) -> int:
 
 def tiny_main(argv: list[str] | None = None) -> int:
     """``meit-make-tiny-model OUT --family llama|gpt2``."""
+    from meit_train.checks import InputError, require_train_extra
+
+    try:
+        require_train_extra()
+    except InputError as e:
+        return _fail("meit-make-tiny-model", str(e))
     from meit_train.tiny import main
 
     return main(argv)

@@ -1,8 +1,14 @@
-"""Training configuration (YAML, validated by pydantic; an unknown key is an error)."""
+"""Training configuration (YAML, validated by pydantic; an unknown key is an error).
+
+A run's settings come from, in order (later wins, mappings merged key by key): the defaults below,
+a named preset (``meit_train/presets/<name>.yaml``: ``meit``, ``tiny-cpu``), a ``--config`` file.
+"""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -11,7 +17,7 @@ from meit_train.model import ModelConfig
 
 
 class DataConfig(BaseModel):
-    """Which rows are read and how they are batched."""
+    """Which rows are read, how they are laid out as text, and how they are batched."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -19,6 +25,10 @@ class DataConfig(BaseModel):
         None  # None: all sources (zero-shot: train on one, evaluate another)
     )
     split: str = "train"
+    validation_split: str = "validation"
+    template_ids: list[str] | None = None  # keep only rows whose instruction has one of these ids
+    prompt_format: Literal["meit", "chat"] = "meit"  # meit: <|user|>/<|assistant|> for every model
+    normalise: Literal["none", "zscore", "meit"] | None = None  # required corpus normalisation
     max_length: int = 128
     shuffle_buffer: int = 512
     bucket_batches: int = 16
@@ -38,11 +48,14 @@ class TrainConfig(BaseModel):
     lr: float = 2e-5
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
+    max_grad_norm: float | None = 1.0  # null or 0: no gradient clipping (MEIT clips nothing)
     precision: str = Field("auto", pattern="^(auto|bf16|fp32)$")  # auto: bf16 on CUDA, else fp32
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     log_every: int = 10
+    eval_every: int = 0  # validation loss every N steps (0: never); the best is kept in best/
+    eval_generate_rows: int = 0  # also greedy-generate and score this many validation rows
+    eval_max_new_tokens: int = 64
     progress: bool = True
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
@@ -52,6 +65,11 @@ class TrainConfig(BaseModel):
         if self.batch_size % self.micro_batch_size:
             raise ValueError("batch_size must be a multiple of micro_batch_size")
         return self
+
+    @property
+    def clip_norm(self) -> float | None:
+        """The gradient-norm bound, or None when clipping is off."""
+        return self.max_grad_norm or None
 
     def accumulation(self, world_size: int) -> int:
         """Micro-batches per optimiser step on each rank."""
@@ -64,10 +82,43 @@ class TrainConfig(BaseModel):
         return per_rank // self.micro_batch_size
 
 
-def load_config(path: Path | None, overrides: dict | None = None) -> TrainConfig:
-    """Read ``path`` (YAML) into a :class:`TrainConfig`, applying ``overrides`` on top."""
-    raw = yaml.safe_load(Path(path).read_text()) if path else {}
-    raw = raw or {}
+def preset_names() -> list[str]:
+    """Names of the presets shipped in ``meit_train/presets``."""
+    folder = resources.files("meit_train") / "presets"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def preset_path(name: str) -> Path:
+    """The YAML file of preset ``name``; ``ValueError`` naming the choices when there is none."""
+    if name not in preset_names():
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(preset_names())}")
+    return Path(str(resources.files("meit_train") / "presets" / f"{name}.yaml"))
+
+
+def read_yaml(path: Path) -> dict:
+    """A YAML mapping (an empty file is an empty mapping)."""
+    raw = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: the config must be a mapping")
-    return TrainConfig.model_validate({**raw, **(overrides or {})})
+    return raw
+
+
+def merge(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``; nested mappings are merged key by key, anything else replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(
+    path: Path | None, overrides: dict | None = None, preset: str | None = None
+) -> TrainConfig:
+    """Defaults, then ``preset``, then the YAML file ``path``, then ``overrides`` (deep-merged)."""
+    raw: dict = read_yaml(preset_path(preset)) if preset else {}
+    if path:
+        raw = merge(raw, read_yaml(path))
+    return TrainConfig.model_validate(merge(raw, overrides or {}))

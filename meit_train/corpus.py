@@ -6,7 +6,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
 from schemas import CANONICAL_LEADS, Manifest, corpus_schema
 from schemas.corpus import check_schema_version
@@ -18,19 +20,29 @@ class CorpusError(ValueError):
 
 @dataclass(frozen=True)
 class Unit:
-    """One row group of one shard: the unit of streaming and of sharding across ranks/workers."""
+    """One row group of one shard: the unit of streaming and of sharding across ranks/workers.
+
+    ``keep``: indices of the rows kept by a row filter (``None``: every row); ``rows`` counts them.
+    """
 
     path: Path
     row_group: int
     rows: int
+    keep: tuple[int, ...] | None = None
 
 
 def load_manifest(corpus: Path) -> Manifest:
     """Read ``manifest.json``, refusing another major schema version or another lead order."""
     path = Path(corpus) / "manifest.json"
+    if not Path(corpus).is_dir():
+        raise CorpusError(f"corpus folder {corpus} does not exist")
     if not path.exists():
-        raise CorpusError(f"no manifest.json in {corpus}")
-    manifest = Manifest.model_validate(json.loads(path.read_text()))
+        raise CorpusError(f"no manifest.json in {corpus} (not a meit-corpus output folder)")
+    try:
+        manifest = Manifest.model_validate(json.loads(path.read_text()))
+    except (ValidationError, json.JSONDecodeError) as e:
+        first = str(e).splitlines()[0]
+        raise CorpusError(f"{path} is not a valid manifest: {first}") from e
     try:
         check_schema_version(manifest.schema_version)
     except ValueError as e:
@@ -38,6 +50,12 @@ def load_manifest(corpus: Path) -> Manifest:
     if tuple(manifest.lead_order) != CANONICAL_LEADS:
         raise CorpusError(f"lead order {manifest.lead_order} is not {list(CANONICAL_LEADS)}")
     return manifest
+
+
+def normalisation(manifest: Manifest) -> str:
+    """The signal normalisation the corpus was built with (``none`` when the manifest has none)."""
+    signal = manifest.config.get("signal") or {}
+    return str(signal.get("normalise", manifest.config.get("normalise", "none")))
 
 
 def select_files(
@@ -65,16 +83,67 @@ def check_shard(path: Path, n_samples: int) -> None:
         except ValueError as e:
             raise CorpusError(f"{path}: {e}") from e
     expected = corpus_schema(n_samples)
-    for name in ("ecg", "messages", "id", "source", "report"):
+    for name in ("ecg", "messages", "id", "source", "report", "template_id"):
         if schema.field(name).type != expected.field(name).type:
             raise CorpusError(f"{path}: column {name} has type {schema.field(name).type}")
 
 
-def list_units(files: list[Path], n_samples: int) -> list[Unit]:
-    """All row groups of ``files`` in a stable order (file, row group), after checking each shard."""
+def kept_rows(path: Path, row_group: int, template_ids: list[str]) -> tuple[int, ...]:
+    """Indices of the rows of one row group whose ``template_id`` is in ``template_ids``.
+
+    Reads only that (dictionary-encoded) column, never the signals."""
+    column = pq.ParquetFile(path).read_row_group(row_group, columns=["template_id"])["template_id"]
+    mask = pc.is_in(column, value_set=pc.cast(template_ids, column.type)).to_numpy(
+        zero_copy_only=False
+    )
+    return tuple(int(i) for i in mask.nonzero()[0])
+
+
+def list_units(
+    files: list[Path], n_samples: int, template_ids: list[str] | None = None
+) -> list[Unit]:
+    """All row groups of ``files`` with kept rows, in a stable order (file, row group), after
+    checking each shard; ``template_ids`` keeps only rows with one of those instruction ids."""
     units = []
     for path in files:
         check_shard(path, n_samples)
         meta = pq.ParquetFile(path).metadata
-        units += [Unit(path, i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups)]
+        for i in range(meta.num_row_groups):
+            if template_ids is None:
+                units.append(Unit(path, i, meta.row_group(i).num_rows))
+            else:
+                keep = kept_rows(path, i, template_ids)
+                units.append(Unit(path, i, len(keep), keep))
     return [u for u in units if u.rows > 0]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which rows of a corpus a run reads."""
+
+    split: str
+    sources: list[str] | None = None
+    template_ids: list[str] | None = None
+
+    def describe(self) -> str:
+        """``split 'test', sources mimic, template ids report.meit_mimic`` (for messages)."""
+        text = f"split {self.split!r}"
+        if self.sources:
+            text += f", source {'+'.join(self.sources)}"
+        if self.template_ids:
+            text += f", template ids {'/'.join(self.template_ids)}"
+        return text
+
+
+def selected_units(corpus: Path, selection: Selection) -> list[Unit]:
+    """The row groups (with kept rows) of ``selection``; :class:`CorpusError` when there are none.
+
+    The error names what the corpus does have, e.g. the splits a source has rows in."""
+    manifest = load_manifest(corpus)
+    files = select_files(corpus, manifest, selection.split, selection.sources)
+    units = list_units(files, manifest.n_samples, selection.template_ids)
+    if units:
+        return units
+    have = sorted({(f.source or "?", f.split or "?") for f in manifest.files if f.rows > 0})
+    listing = ", ".join(f"{src}/{split}" for src, split in have) or "nothing"
+    raise CorpusError(f"no rows in {corpus} for {selection.describe()} (it has {listing})")

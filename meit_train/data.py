@@ -1,13 +1,19 @@
 """Stream corpus shards into padded, pinned training batches.
 
-Row groups are the unit of work: each epoch shuffles them with a seed, deals them round-robin to the
-``world_size * num_workers`` global loader workers (disjoint, complete), and every worker reads its
-row groups one at a time (bounded memory), mixes rows through a seeded shuffle buffer, tokenises them,
-and cuts length-sorted pools into batches (length-aware batching).
+Row groups are the unit of work: each epoch shuffles them with a seed and deals them round-robin to
+the ``world_size * num_workers`` global loader workers (disjoint, complete). A worker reads its row
+groups in *windows* (consecutive row groups holding at least ``shuffle_buffer`` rows), shuffles the
+rows of a window with a seed, tokenises them in pools of ``bucket_batches`` batches and cuts each
+length-sorted pool into batches (length-aware batching).
+
+Everything about an epoch's batches is a function of the row-group row counts, so the trainer knows
+each epoch's number of batches without reading data (:meth:`EcgTextStream.plan`), and a worker can
+start at any batch: whole windows before it are skipped unread, rows of earlier pools untokenised.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from dataclasses import dataclass, field
@@ -19,49 +25,77 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from meit_train.corpus import Unit, list_units, load_manifest, select_files
+from meit_train.corpus import Selection, Unit, selected_units
 
 IGNORE_INDEX = -100
-USER_TAG, ASSISTANT_TAG = "<|user|>", "<|assistant|>"
+USER_TAG, ASSISTANT_TAG, SYSTEM_TAG = "<|user|>", "<|assistant|>", "<|system|>"
 COLUMNS = ["id", "source", "ecg", "messages", "report"]
+PROMPT_FORMATS = ("meit", "chat")
 
 
 class ChatFormatter:
     """Turn ``messages`` into token ids with the loss masked up to and including the assistant tag.
 
-    Uses the tokenizer's chat template when it has one, else MEIT's layout
-    ``<|user|>\\n{instruction}\\n<|assistant|>\\n{report}{eos}``. Prompt and answer are tokenised
-    separately, so the prompt ids at generation time are exactly those seen in training.
+    ``prompt_format="meit"`` (the default): MEIT's layout for every model, whatever chat template
+    the tokenizer has: ``<|user|>\\n{instruction.strip()}\\n<|assistant|>\\n{report.strip()}{eos}``,
+    tokenised with the tokenizer's default special tokens (a Llama tokenizer adds its BOS), as
+    MEIT's ``encode_with_messages_format`` does. ``"chat"``: the tokenizer's chat template (which
+    writes its own special tokens); a tokenizer without one is refused.
+
+    The whole example is tokenised in one piece (as MEIT does) and the prompt's ids are its prefix;
+    when a tokenizer merges across the prompt/answer boundary the answer is tokenised on its own, so
+    the prompt ids at generation time are always exactly those seen in training.
     """
 
-    def __init__(self, tokenizer, max_length: int = 128):
-        self.tok = tokenizer
-        self.max_length = max_length
-        self.use_template = bool(getattr(tokenizer, "chat_template", None))
+    def __init__(self, tokenizer, max_length: int = 128, prompt_format: str = "meit"):
+        if prompt_format not in PROMPT_FORMATS:
+            raise ValueError(
+                f"prompt_format must be one of {PROMPT_FORMATS}, not {prompt_format!r}"
+            )
+        if prompt_format == "chat" and not getattr(tokenizer, "chat_template", None):
+            raise ValueError("prompt_format chat needs a tokenizer with a chat template")
         if tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no eos token")
+        self.tok = tokenizer
+        self.max_length = max_length
+        self.prompt_format = prompt_format
+        self.special = prompt_format == "meit"
+
+    @property
+    def use_template(self) -> bool:
+        """Whether the tokenizer's chat template lays the prompt out."""
+        return self.prompt_format == "chat"
 
     def prompt_text(self, messages: list[dict]) -> str:
         """The text up to and including the assistant tag."""
         turns = [m for m in messages if m["role"] != "assistant"]
         if self.use_template:
             return self.tok.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-        user = "\n".join(m["content"] for m in turns if m["role"] == "user")
-        return f"{USER_TAG}\n{user}\n{ASSISTANT_TAG}\n"
+        tags = {"user": USER_TAG, "system": SYSTEM_TAG}
+        text = "".join(f"{tags[m['role']]}\n{m['content'].strip()}\n" for m in turns)
+        return f"{text}{ASSISTANT_TAG}\n"
 
     def answer_text(self, messages: list[dict]) -> str:
-        """The assistant report (the eos token is added as an id, not as text)."""
-        return next(m["content"] for m in messages if m["role"] == "assistant")
+        """The assistant report, stripped (the eos token is added as an id, not as text)."""
+        return next(m["content"] for m in messages if m["role"] == "assistant").strip()
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tok(text, add_special_tokens=self.special)["input_ids"]
 
     def prompt_ids(self, messages: list[dict]) -> list[int]:
         """Token ids of the prompt (what generation starts from)."""
-        return self.tok(self.prompt_text(messages), add_special_tokens=False)["input_ids"]
+        return self._ids(self.prompt_text(messages))
 
     def encode(self, messages: list[dict]) -> tuple[list[int], list[int]]:
         """``(input_ids, labels)`` truncated to ``max_length``; prompt labels are ``-100``."""
-        prompt = self.prompt_ids(messages)
-        answer = self.tok(self.answer_text(messages), add_special_tokens=False)["input_ids"]
-        answer = answer + [self.tok.eos_token_id]
+        text, answer_text = self.prompt_text(messages), self.answer_text(messages)
+        prompt, joint = self._ids(text), self._ids(text + answer_text)
+        if joint[: len(prompt)] == prompt:
+            answer = joint[len(prompt) :]
+        else:
+            answer = self.tok(answer_text, add_special_tokens=False)["input_ids"]
+        eos = self.tok.eos_token_id
+        answer = (answer[:-1] if answer[-1:] == [eos] else answer) + [eos]
         ids = (prompt + answer)[: self.max_length]
         labels = ([IGNORE_INDEX] * len(prompt) + answer)[: self.max_length]
         return ids, labels
@@ -69,7 +103,7 @@ class ChatFormatter:
 
 @dataclass
 class StreamConfig:
-    """How rows are streamed and batched."""
+    """How rows are selected, streamed and batched."""
 
     batch_size: int = 8
     shuffle: bool = True
@@ -77,15 +111,19 @@ class StreamConfig:
     bucket_batches: int = 16
     seed: int = 0
     mode: str = "train"  # "train": ids+labels; "generate": prompt ids, left-padded
-    drop_uneven: bool = False
     sources: list[str] | None = None
     split: str = "train"
+    template_ids: list[str] | None = None
     columns: list[str] = field(default_factory=lambda: list(COLUMNS))
 
+    @property
+    def selection(self) -> Selection:
+        return Selection(self.split, self.sources, self.template_ids)
 
-def derive_seed(seed: int, epoch: int, worker: int, stream: int) -> int:
-    """A process-independent seed for one (epoch, global worker, purpose) stream."""
-    return int(np.random.SeedSequence([seed, epoch, worker, stream]).generate_state(1)[0])
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """A process-independent seed for one (epoch, global worker, purpose, ...) stream."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
 
 
 def assign_units(
@@ -98,9 +136,25 @@ def assign_units(
     return [order[g::n] for g in range(n)]
 
 
-def read_unit(unit: Unit, columns: list[str]) -> Iterator[dict]:
-    """Rows of one row group; ``ecg`` as a (12, T) float16 array view."""
+def windows(units: list[Unit], min_rows: int) -> list[list[Unit]]:
+    """Consecutive runs of ``units`` holding at least ``min_rows`` rows each (the last may hold fewer)."""
+    out: list[list[Unit]] = []
+    current: list[Unit] = []
+    rows = 0
+    for unit in units:
+        current.append(unit)
+        rows += unit.rows
+        if rows >= min_rows:
+            out.append(current)
+            current, rows = [], 0
+    return out + ([current] if current else [])
+
+
+def read_unit(unit: Unit, columns: list[str]) -> list[dict]:
+    """Kept rows of one row group; ``ecg`` as a (12, T) float16 array view."""
     table = pq.ParquetFile(unit.path).read_row_group(unit.row_group, columns=columns)
+    if unit.keep is not None:
+        table = table.take(list(unit.keep))
     ecg_col = table.column("ecg").combine_chunks()
     n = len(table)
     leads = ecg_col.type.list_size
@@ -108,24 +162,12 @@ def read_unit(unit: Unit, columns: list[str]) -> Iterator[dict]:
     flat = ecg_col.flatten().flatten().to_numpy(zero_copy_only=False)
     ecgs = flat.reshape(n, leads, t)
     rest = {c: table.column(c).to_pylist() for c in columns if c != "ecg"}
+    rows = []
     for i in range(n):
         row = {c: v[i] for c, v in rest.items()}
         row["ecg"] = ecgs[i]
-        yield row
-
-
-def shuffle_buffer(rows: Iterator[dict], size: int, rng: random.Random) -> Iterator[dict]:
-    """Seeded reservoir shuffle with at most ``size`` rows in memory."""
-    buf: list[dict] = []
-    for row in rows:
-        if len(buf) < size:
-            buf.append(row)
-            continue
-        i = rng.randrange(size)
-        yield buf[i]
-        buf[i] = row
-    rng.shuffle(buf)
-    yield from buf
+        rows.append(row)
+    return rows
 
 
 def pad_left(seqs: list[list[int]], value: int) -> torch.Tensor:
@@ -160,8 +202,68 @@ def collate(samples: list[dict], pad_id: int, mode: str) -> dict:
     return batch
 
 
+def round_robin(counts: list[int]) -> list[int]:
+    """The worker of each batch when workers yield ``counts`` batches and are read in turn
+    (an exhausted worker is passed over): the order in which training consumes batches."""
+    order: list[int] = []
+    left = list(counts)
+    while any(left):
+        for w, n in enumerate(left):
+            if n:
+                order.append(w)
+                left[w] -= 1
+    return order
+
+
+def per_worker(order: list[int], n_workers: int) -> list[int]:
+    """How many batches of each worker ``order`` holds."""
+    counts = [0] * n_workers
+    for w in order:
+        counts[w] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """One epoch of one rank: its batches per loader worker and the steps every rank takes.
+
+    ``dropped_rows`` (over all ranks) are left out so that every rank takes ``steps`` optimiser
+    steps under DDP; with one rank nothing is ever dropped.
+    """
+
+    epoch: int
+    batches: list[int]
+    steps: int
+    rows: int
+    dropped_rows: int
+
+    @property
+    def order(self) -> list[int]:
+        """This rank's batches in consumption order (the worker of each)."""
+        return round_robin(self.batches)
+
+
+def plan_epoch(
+    epoch: int, rows: list[list[int]], batch_size: int, accumulation: int, rank: int
+) -> EpochPlan:
+    """Plan from ``rows[rank][worker]`` (rows each loader worker of each rank reads this epoch).
+
+    Every rank takes the smallest rank's number of steps (its last step may hold fewer than
+    ``accumulation`` micro-batches); a rank with more batches stops early, the rows of the
+    batches it skips are counted in ``dropped_rows``."""
+    batches = [[math.ceil(r / batch_size) for r in ranks] for ranks in rows]
+    steps = min(math.ceil(sum(b) / accumulation) for b in batches)
+    kept, quotas = 0, []
+    for b, r in zip(batches, rows):
+        quota = per_worker(round_robin(b)[: steps * accumulation], len(b))
+        kept += sum(min(q * batch_size, n) for q, n in zip(quota, r))
+        quotas.append(quota)
+    total = sum(map(sum, rows))
+    return EpochPlan(epoch, quotas[rank], steps, total, total - kept)
+
+
 class EcgTextStream(IterableDataset):
-    """Batches of one epoch for this rank and loader worker; set the epoch with :meth:`set_epoch`."""
+    """Batches of one epoch for this rank and loader worker; choose them with :meth:`set_epoch`."""
 
     def __init__(
         self,
@@ -171,96 +273,135 @@ class EcgTextStream(IterableDataset):
         rank: int = 0,
         world_size: int = 1,
         num_workers: int = 0,
+        units: list[Unit] | None = None,
     ):
-        manifest = load_manifest(corpus)
-        self.units = list_units(
-            select_files(corpus, manifest, cfg.split, cfg.sources), manifest.n_samples
-        )
-        if not self.units:
-            raise ValueError(f"no rows in split {cfg.split!r} for sources {cfg.sources}")
+        self.units = units if units is not None else selected_units(corpus, cfg.selection)
         self.formatter, self.cfg = formatter, cfg
         self.rank, self.world_size, self.num_workers = rank, world_size, max(1, num_workers)
         self.epoch = 0
+        self.skip: list[int] = [0] * self.num_workers
+        self.quota: list[int | None] = [None] * self.num_workers
 
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose order the next iteration yields."""
+    def set_epoch(
+        self, epoch: int, skip: list[int] | None = None, quota: list[int] | None = None
+    ) -> None:
+        """Choose the epoch the next iteration yields; worker ``w`` leaves out its first
+        ``skip[w]`` batches and stops after its first ``quota[w]`` batches."""
         self.epoch = epoch
+        self.skip = list(skip) if skip is not None else [0] * self.num_workers
+        self.quota = list(quota) if quota is not None else [None] * self.num_workers
 
     @property
     def n_global(self) -> int:
         return self.world_size * self.num_workers
 
+    @property
+    def total_rows(self) -> int:
+        """Rows of the selection (all ranks)."""
+        return sum(u.rows for u in self.units)
+
+    def deal(self) -> list[list[Unit]]:
+        """Row groups of every global worker this epoch."""
+        return assign_units(self.units, self.epoch, self.cfg.seed, self.cfg.shuffle, self.n_global)
+
     def worker_units(self, worker: int) -> list[Unit]:
         """Row groups of global worker ``rank * num_workers + worker`` this epoch."""
-        deal = assign_units(self.units, self.epoch, self.cfg.seed, self.cfg.shuffle, self.n_global)
-        return deal[self.rank * self.num_workers + worker]
+        return self.deal()[self.rank * self.num_workers + worker]
 
-    def row_cap(self) -> int | None:
-        """With ``drop_uneven``, the row count every global worker stops at (equal DDP steps)."""
-        if not self.cfg.drop_uneven:
-            return None
-        deal = assign_units(self.units, self.epoch, self.cfg.seed, self.cfg.shuffle, self.n_global)
-        return min(sum(u.rows for u in d) for d in deal)
+    def worker_rows(self, epoch: int) -> list[list[int]]:
+        """``[rank][worker]`` row counts of ``epoch``, from row-group metadata only."""
+        saved, self.epoch = self.epoch, epoch
+        deal = self.deal()
+        self.epoch = saved
+        w = self.num_workers
+        return [
+            [sum(u.rows for u in deal[r * w + i]) for i in range(w)] for r in range(self.world_size)
+        ]
+
+    def plan(self, epoch: int, accumulation: int) -> EpochPlan:
+        """This rank's :class:`EpochPlan` for ``epoch``."""
+        return plan_epoch(
+            epoch, self.worker_rows(epoch), self.cfg.batch_size, accumulation, self.rank
+        )
 
     def batches_per_epoch(self) -> int:
-        """Batches this rank yields per epoch (all its workers together)."""
-        cap = self.row_cap()
-        total = 0
-        for w in range(self.num_workers):
-            rows = sum(u.rows for u in self.worker_units(w))
-            rows = rows if cap is None else min(rows, cap)
-            total += math.ceil(rows / self.cfg.batch_size)
-        return total
+        """Batches this rank yields in the current epoch (all its workers together)."""
+        rows = self.worker_rows(self.epoch)[self.rank]
+        return sum(math.ceil(r / self.cfg.batch_size) for r in rows)
 
-    def rows(self, worker: int) -> Iterator[dict]:
-        """Rows of ``worker`` this epoch, through the shuffle buffer, capped if ``drop_uneven``."""
-        stream = (row for u in self.worker_units(worker) for row in read_unit(u, self.cfg.columns))
-        if self.cfg.shuffle:
-            g = self.rank * self.num_workers + worker
-            rng = random.Random(derive_seed(self.cfg.seed, self.epoch, g, 1))
-            stream = shuffle_buffer(stream, self.cfg.shuffle_buffer, rng)
-        cap = self.row_cap()
-        for i, row in enumerate(stream):
-            if cap is not None and i >= cap:
-                return
-            yield row
+    def _global(self, worker: int) -> int:
+        return self.rank * self.num_workers + worker
 
-    def tokenised(self, worker: int) -> Iterator[dict]:
-        """Rows with ``input_ids`` (and ``labels`` in train mode)."""
-        for row in self.rows(worker):
-            if self.cfg.mode == "generate":
-                row["input_ids"] = self.formatter.prompt_ids(row["messages"])
-            else:
-                row["input_ids"], row["labels"] = self.formatter.encode(row["messages"])
-            yield row
+    def rows(self, worker: int, start: int = 0) -> Iterator[dict]:
+        """Rows of ``worker`` this epoch from its ``start``-th on; windows before ``start`` are
+        not read at all."""
+        g = self._global(worker)
+        buffer = self.cfg.shuffle_buffer if self.cfg.shuffle else 1
+        offset = 0
+        for j, window in enumerate(windows(self.worker_units(worker), buffer)):
+            n = sum(u.rows for u in window)
+            if offset + n <= start:
+                offset += n
+                continue
+            rows = [row for u in window for row in read_unit(u, self.cfg.columns)]
+            order = range(n)
+            if self.cfg.shuffle:
+                rng = np.random.default_rng(derive_seed(self.cfg.seed, self.epoch, g, 1, j))
+                order = rng.permutation(n).tolist()
+            for i in order[max(0, start - offset) :]:
+                yield rows[i]
+            offset += n
 
-    def batches(self, worker: int) -> Iterator[dict]:
-        """Length-aware batches: pools of ``bucket_batches`` batches sorted by length, batch order shuffled."""
-        size = self.cfg.batch_size
-        pool_size = size * (self.cfg.bucket_batches if self.cfg.shuffle else 1)
-        rng = random.Random(
-            derive_seed(self.cfg.seed, self.epoch, self.rank * self.num_workers + worker, 2)
-        )
+    def tokenise(self, row: dict) -> dict:
+        """``row`` with ``input_ids`` (and ``labels`` in train mode)."""
+        if self.cfg.mode == "generate":
+            row["input_ids"] = self.formatter.prompt_ids(row["messages"])
+        else:
+            row["input_ids"], row["labels"] = self.formatter.encode(row["messages"])
+        return row
+
+    def pool_batches(self) -> int:
+        """Batches cut from one pool of rows."""
+        return self.cfg.bucket_batches if self.cfg.shuffle else 1
+
+    def batches(self, worker: int, skip: int = 0, quota: int | None = None) -> Iterator[dict]:
+        """Length-aware batches of ``worker``: pools of ``bucket_batches`` batches sorted by length,
+        full batches in a seeded order, a short batch last. The first ``skip`` batches are left
+        out (rows of pools before them are neither read nor tokenised when a window allows),
+        and at most ``quota`` batches are yielded."""
+        size, per_pool = self.cfg.batch_size, self.pool_batches()
+        pool_rows = size * per_pool
+        first = skip // per_pool
         pad = self.formatter.tok.pad_token_id
         pad = self.formatter.tok.eos_token_id if pad is None else pad
-        pool: list[dict] = []
-        for row in self.tokenised(worker):
-            pool.append(row)
-            if len(pool) == pool_size:
-                yield from self._cut(pool, size, rng, pad)
-                pool = []
-        if pool:
-            yield from self._cut(pool, size, rng, pad)
+        limit = math.inf if quota is None else quota
+        index, p = first * per_pool, first
+        rows = self.rows(worker, first * pool_rows)
+        while index < limit:
+            pool = [self.tokenise(r) for r in itertools.islice(rows, pool_rows)]
+            if not pool:
+                return
+            for group in self._cut(pool, size, p, worker):
+                if index >= limit:
+                    return
+                if index >= skip:
+                    batch = collate(group, pad, self.cfg.mode)
+                    batch["worker"], batch["index"] = worker, index
+                    yield batch
+                index += 1
+            p += 1
 
-    def _cut(self, pool: list[dict], size: int, rng: random.Random, pad: int) -> Iterator[dict]:
-        """Sort a pool by length (training only), cut it into batches, shuffle their order."""
-        if self.cfg.shuffle:
-            pool = sorted(pool, key=lambda r: len(r["input_ids"]))
+    def _cut(self, pool: list[dict], size: int, p: int, worker: int) -> list[list[dict]]:
+        """Sort pool ``p`` by length (training only), cut it into batches, shuffle the full ones
+        (seeded by epoch, worker and pool) and put a short one last."""
+        if not self.cfg.shuffle:
+            return [pool[i : i + size] for i in range(0, len(pool), size)]
+        pool = sorted(pool, key=lambda r: len(r["input_ids"]))
         groups = [pool[i : i + size] for i in range(0, len(pool), size)]
-        if self.cfg.shuffle:
-            rng.shuffle(groups)
-        for g in groups:
-            yield collate(g, pad, self.cfg.mode)
+        full = [g for g in groups if len(g) == size]
+        rng = random.Random(derive_seed(self.cfg.seed, self.epoch, self._global(worker), 2, p))
+        rng.shuffle(full)
+        return full + [g for g in groups if len(g) < size]
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
@@ -269,7 +410,23 @@ class EcgTextStream(IterableDataset):
             raise RuntimeError(
                 f"stream built for {self.num_workers} workers, loader has {info.num_workers}"
             )
-        return self.batches(worker)
+        return self.batches(worker, self.skip[worker], self.quota[worker])
+
+
+class Reorder:
+    """Hands out a loader's batches in a given worker order (whatever order the loader delivers
+    them in), holding the few that arrive early."""
+
+    def __init__(self, batches: Iterator[dict], n_workers: int):
+        self.batches = batches
+        self.waiting: list[list[dict]] = [[] for _ in range(n_workers)]
+
+    def next(self, worker: int) -> dict:
+        """The next batch of ``worker``."""
+        while not self.waiting[worker]:
+            batch = next(self.batches)
+            self.waiting[batch["worker"]].append(batch)
+        return self.waiting[worker].pop(0)
 
 
 def make_loader(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from meit_train.checks import read_run, weights_path
 from meit_train.config import TrainConfig
 from meit_train.data import ChatFormatter, EcgTextStream, StreamConfig, make_loader
 from meit_train.metrics import Scorer
@@ -15,23 +17,54 @@ from meit_train.model import MeitModel, build_model
 from meit_train.perturb import perturb_segment
 
 
-def load_run(run: Path, model_path: str | None = None, device: torch.device | None = None):
-    """Rebuild the trained model of ``run`` (final weights, else the newest checkpoint)."""
-    info = json.loads((Path(run) / "run.json").read_text())
+def load_run(
+    run: Path,
+    model_path: str | None = None,
+    device: torch.device | None = None,
+    weights: str = "final",
+):
+    """Rebuild the trained model of ``run`` with the ``weights`` it names (see :data:`WEIGHTS`)."""
+    info = read_run(run)
     cfg = TrainConfig.model_validate(info["config"])
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    path = weights_path(run, weights)
     model, tok = build_model(model_path or info["model"], cfg.model, dtype=dtype)
-    weights = Path(run) / "final" / "trainable.pt"
-    if not weights.exists():
-        ckpts = sorted((Path(run) / "checkpoints").glob("step-*"))
-        if not ckpts:
-            raise FileNotFoundError(f"{run} has neither final weights nor checkpoints")
-        weights = ckpts[-1] / "trainable.pt"
-    model.load_trainable_state(torch.load(weights, map_location="cpu"))
+    model.load_trainable_state(torch.load(path, map_location="cpu"))
     model.to(device).eval()
     model.encoder.float(), model.projection.float()
     return model, tok, cfg
+
+
+def generation_stream(
+    tok,
+    corpus: Path,
+    split: str,
+    sources: list[str] | None,
+    max_length: int,
+    batch_size: int,
+    template_ids: list[str] | None = None,
+    prompt_format: str = "meit",
+) -> EcgTextStream:
+    """Every row of ``split`` (of ``sources``, with one of ``template_ids``) in a fixed order,
+    as left-padded prompts."""
+    scfg = StreamConfig(
+        batch_size=batch_size,
+        shuffle=False,
+        mode="generate",
+        split=split,
+        sources=sources,
+        template_ids=template_ids,
+    )
+    return EcgTextStream(corpus, ChatFormatter(tok, max_length, prompt_format), scfg)
+
+
+def hypothesis(tok, new_ids: list[int]) -> str:
+    """The report text of generated ids: special tokens dropped, outer whitespace stripped.
+
+    Decoding all ids (not cutting at a stop string) keeps greedy outputs prefix-stable: the text of
+    the first k generated tokens is a prefix of the text of the first n > k."""
+    return tok.decode(new_ids, skip_special_tokens=True).strip()
 
 
 def generate_split(
@@ -46,13 +79,16 @@ def generate_split(
     perturb: float | None = None,
     seed: int = 0,
     limit: int | None = None,
+    template_ids: list[str] | None = None,
+    prompt_format: str = "meit",
+    progress=None,
 ) -> list[dict]:
     """Greedy reports for every row of ``split`` (in a fixed order): dicts of id, source, reference,
-    hypothesis. ``perturb``: noise-segment fraction, seeded by ``seed``."""
-    scfg = StreamConfig(
-        batch_size=batch_size, shuffle=False, mode="generate", split=split, sources=sources
+    hypothesis. ``perturb``: noise-segment fraction, seeded by ``seed``. ``progress``: called with
+    the number of rows done after each batch."""
+    stream = generation_stream(
+        tok, corpus, split, sources, max_length, batch_size, template_ids, prompt_format
     )
-    stream = EcgTextStream(corpus, ChatFormatter(tok, max_length), scfg)
     device = next(model.parameters()).device
     rng = np.random.default_rng(seed)
     out: list[dict] = []
@@ -68,16 +104,17 @@ def generate_split(
             tok.eos_token_id,
             tok.pad_token_id,
         )
-        texts = tok.batch_decode(new, skip_special_tokens=True)
-        for i, text in enumerate(texts):
+        for i, ids in enumerate(new.tolist()):
             out.append(
                 {
                     "id": batch["id"][i],
                     "source": batch["source"][i],
                     "reference": batch["report"][i],
-                    "hypothesis": text.strip(),
+                    "hypothesis": hypothesis(tok, ids),
                 }
             )
+        if progress is not None:
+            progress(min(len(out), limit or len(out)))
         if limit is not None and len(out) >= limit:
             return out[:limit]
     return out
@@ -93,6 +130,30 @@ def score_predictions(scorer: Scorer, preds: list[dict], meit_batch_average: boo
     return result
 
 
+def eval_progress(enabled: bool):
+    """A rich progress bar over generated rows (or a no-op one)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+    )
+
+
 def evaluate(
     corpus: Path,
     run: Path,
@@ -106,9 +167,14 @@ def evaluate(
     out: Path | None = None,
     model_path: str | None = None,
     limit: int | None = None,
+    weights: str = "final",
+    progress: bool = False,
 ) -> dict:
-    """Generate on ``split`` and score; write ``eval-<split>[-<sources>].json`` plus predictions."""
-    model, tok, cfg = load_run(run, model_path)
+    """Generate on ``split`` and score; write ``eval-<split>[-<sources>].json`` plus predictions.
+
+    Rows are filtered by the run's ``data.template_ids`` (a run trained on MEIT's fixed prompts is
+    evaluated on them) and laid out with its ``data.prompt_format``."""
+    model, tok, cfg = load_run(run, model_path, weights=weights)
     trained_on = cfg.data.sources
     kw = dict(
         split=split,
@@ -118,25 +184,42 @@ def evaluate(
         max_new_tokens=max_new_tokens,
         seed=seed,
         limit=limit,
+        template_ids=cfg.data.template_ids,
+        prompt_format=cfg.data.prompt_format,
     )
     result = {
         "run": str(run),
         "corpus": str(corpus),
         "split": split,
         "sources": sources,
+        "weights": weights,
         "trained_on": trained_on,
         "zero_shot": bool(sources and trained_on and not set(sources) & set(trained_on)),
+        "max_new_tokens": max_new_tokens,
     }
-    preds = generate_split(model, tok, corpus, **kw)
+    rows = generation_stream(
+        tok, corpus, split, sources, 8, 1, cfg.data.template_ids, cfg.data.prompt_format
+    ).total_rows
+    rows = min(rows, limit) if limit else rows
+    runs = [None, *(perturb_levels or [])]
+    bar = eval_progress(progress) if progress else nullcontext()
+    preds_by_level = {}
+    with bar:
+        for level in runs:
+            name = "generate" if level is None else f"perturb {level:.2f}"
+            update = None
+            if progress:
+                task = bar.add_task(name, total=rows)
+                update = lambda done, task=task: bar.update(task, completed=done)  # noqa: E731
+            preds_by_level[level] = generate_split(
+                model, tok, corpus, perturb=level, progress=update, **kw
+            )
+    preds = preds_by_level[None]
     with Scorer() as scorer:
         result["metrics"] = score_predictions(scorer, preds, meit_batch_average)
         if perturb_levels:
             result["perturbation"] = {
-                f"{lvl:.2f}": score_predictions(
-                    scorer,
-                    generate_split(model, tok, corpus, perturb=lvl, **kw),
-                    meit_batch_average,
-                )
+                f"{lvl:.2f}": score_predictions(scorer, preds_by_level[lvl], meit_batch_average)
                 for lvl in perturb_levels
             }
     out = (

@@ -40,6 +40,9 @@ INSTRUCTIONS = {
     "mimic": "Given the ECG signal embeddings, please help me generate an accurate description "
     "for this ECG signal embeddings: ",
 }
+"""MEIT's two fixed prompts (template ids ``report.meit_<source>``), verbatim."""
+OTHER_TEMPLATE = ("report.synthetic.plain", "Describe this ECG.")
+"""The instruction of every third row, so that a template filter has something to filter."""
 
 
 def simulate_ecgs(n_distinct: int, n_samples: int, fs: int, seed: int) -> np.ndarray:
@@ -68,16 +71,37 @@ def ecg_array(sig: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(pa.FixedSizeListArray.from_arrays(flat, t), leads)
 
 
-def _rows(source: str, split: str, start: int, n: int, ecgs: np.ndarray, fs: int, rng) -> dict:
+def normalise_meit(sig: np.ndarray) -> np.ndarray:
+    """MEIT's min-max over each whole record (all leads and samples) of (n, 12, T) ``sig``."""
+    lo = sig.min(axis=(1, 2), keepdims=True)
+    span = sig.max(axis=(1, 2), keepdims=True) - lo
+    return np.where(span > 0, (sig - lo) / np.where(span > 0, span, 1), 0.0)
+
+
+def _rows(
+    source: str,
+    split: str,
+    start: int,
+    n: int,
+    ecgs: np.ndarray,
+    fs: int,
+    rng,
+    normalise: str = "none",
+) -> dict:
     """Column dict of ``n`` rows of ``source``/``split``."""
     k = np.arange(start, start + n) % len(REPORTS)
     sig = ecgs[k % len(ecgs)] * rng.uniform(0.8, 1.2, (n, 1, 1))
-    sig = (sig + rng.normal(0, 0.01, sig.shape)).astype(np.float16)
+    sig = sig + rng.normal(0, 0.01, sig.shape)
+    sig = (normalise_meit(sig) if normalise == "meit" else sig).astype(np.float16)
     reports = [REPORTS[i] for i in k]
     ids = [str(100000 + start + j) for j in range(n)]
+    templates = [
+        OTHER_TEMPLATE if j % 3 == 2 else (f"report.meit_{source}", INSTRUCTIONS[source])
+        for j in range(start, start + n)
+    ]
     msgs = [
-        [{"role": "user", "content": INSTRUCTIONS[source]}, {"role": "assistant", "content": r}]
-        for r in reports
+        [{"role": "user", "content": t[1]}, {"role": "assistant", "content": r}]
+        for t, r in zip(templates, reports)
     ]
     return {
         "id": [f"{source}/{i}" for i in ids],
@@ -88,7 +112,7 @@ def _rows(source: str, split: str, start: int, n: int, ecgs: np.ndarray, fs: int
         "ecg": ecg_array(sig),
         "fs": [fs] * n,
         "messages": msgs,
-        "template_id": [f"{source}-fixed"] * n,
+        "template_id": [t[0] for t in templates],
         "task": ["report_generation"] * n,
         "report": reports,
         "report_original": reports,
@@ -134,8 +158,14 @@ def write_synthetic_corpus(
     shards: int = 2,
     row_group_size: int = 8,
     seed: int = 0,
+    normalise: str = "none",
 ) -> Path:
-    """Write a corpus with ``rows[(source, split)]`` rows each into ``out``; return ``out``."""
+    """Write a corpus with ``rows[(source, split)]`` rows each into ``out``; return ``out``.
+
+    ``normalise``: ``none`` or ``meit`` (min-max per record), recorded in the manifest's config as
+    the pipeline records it (``signal.normalise``)."""
+    if normalise not in ("none", "meit"):
+        raise ValueError(f"normalise must be none or meit, not {normalise!r}")
     rows = rows or {
         ("ptbxl", "train"): 32,
         ("ptbxl", "test"): 8,
@@ -158,7 +188,7 @@ def write_synthetic_corpus(
         for s, chunk in enumerate(np.array_split(np.arange(n), n_shards)):
             rel = f"{source}/{split}-{s:05d}-of-{n_shards:05d}.parquet"
             (out / source).mkdir(exist_ok=True)
-            cols = _rows(source, split, start, len(chunk), ecgs, fs, rng)
+            cols = _rows(source, split, start, len(chunk), ecgs, fs, rng, normalise)
             table = pa.Table.from_pydict(_complete(cols, schema, len(chunk)), schema)
             pq.write_table(
                 table,
@@ -173,7 +203,13 @@ def write_synthetic_corpus(
             )
             start += len(chunk)
     pq.write_table(rejection_schema().empty_table(), out / "rejections.parquet")
-    config = {"synthetic": True, "n_samples": n_samples, "fs": fs, "seed": seed}
+    config = {
+        "synthetic": True,
+        "n_samples": n_samples,
+        "fs": fs,
+        "seed": seed,
+        "signal": {"fs": fs, "normalise": normalise},
+    }
     manifest = Manifest(
         schema_version=SCHEMA_VERSION,
         config=config,

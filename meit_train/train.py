@@ -1,4 +1,12 @@
-"""The training loop: accumulation, linear warm-up schedule, exact-resume checkpoints, JSONL metrics."""
+"""The training loop: accumulation, linear warm-up schedule, exact-resume checkpoints, validation,
+JSONL metrics.
+
+Epochs end when their batches end. Each epoch's batches are known in advance from row-group row
+counts (:meth:`EcgTextStream.plan`), so the learning-rate schedule is sized from the real number of
+steps of every epoch, and under DDP every rank takes the same number of steps (rows a rank cannot
+fit are counted and logged). Checkpoints record the position inside the epoch; a resumed run skips
+the consumed batches without reading or tokenising their rows where the loader can seek.
+"""
 
 from __future__ import annotations
 
@@ -16,18 +24,34 @@ import numpy as np
 import torch
 import yaml
 
+from meit_train.checks import check_corpus
 from meit_train.config import TrainConfig
-from meit_train.data import ChatFormatter, EcgTextStream, StreamConfig, make_loader
+from meit_train.corpus import Selection
+from meit_train.data import (
+    ChatFormatter,
+    EcgTextStream,
+    EpochPlan,
+    Reorder,
+    StreamConfig,
+    derive_seed,
+    make_loader,
+    per_worker,
+)
 from meit_train.model import MeitModel, build_model
 
 
 @dataclass
 class TrainState:
-    """Where training stands: optimiser steps done, current epoch, micro-batches consumed in it."""
+    """Where training stands: optimiser steps done, current epoch, micro-batches consumed in it
+    (on each rank), the best validation loss so far, and the layout the position refers to."""
 
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    world_size: int = 1
+    num_workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -42,6 +66,10 @@ class Dist:
     def main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
 
 def setup_distributed() -> Dist:
     """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1); pick the device."""
@@ -54,6 +82,30 @@ def setup_distributed() -> Dist:
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if cuda else "gloo")
     return Dist(rank, world, device)
+
+
+def reduce(dist: Dist, values: list[float], op: str = "sum") -> list[float]:
+    """``values`` summed (or maxed) over all ranks; unchanged with one rank."""
+    if not dist.distributed:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=dist.device)
+    kind = torch.distributed.ReduceOp.SUM if op == "sum" else torch.distributed.ReduceOp.MAX
+    torch.distributed.all_reduce(t, op=kind)
+    return t.tolist()
+
+
+def gather(dist: Dist, obj) -> list:
+    """``obj`` of every rank, in rank order (on every rank)."""
+    if not dist.distributed:
+        return [obj]
+    out = [None] * dist.world_size
+    torch.distributed.all_gather_object(out, obj)
+    return out
+
+
+def barrier(dist: Dist) -> None:
+    if dist.distributed:
+        torch.distributed.barrier()
 
 
 def compute_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
@@ -91,8 +143,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def save_checkpoint(run: Path, model: MeitModel, opt, sched, state: TrainState, keep: int) -> Path:
-    """Write ``checkpoints/step-N`` atomically (via a temporary folder); prune to ``keep``."""
+def save_checkpoint(
+    run: Path, model: MeitModel, opt, sched, state: TrainState, keep: int, rngs: list[dict]
+) -> Path:
+    """Write ``checkpoints/step-N`` atomically (via a temporary folder); prune to ``keep``.
+
+    ``rngs``: the RNG state of every rank, in rank order (each rank resumes with its own)."""
     root = run / "checkpoints"
     final = root / f"step-{state.step:08d}"
     tmp = root / f".tmp-{state.step:08d}"
@@ -100,7 +156,7 @@ def save_checkpoint(run: Path, model: MeitModel, opt, sched, state: TrainState, 
     tmp.mkdir(parents=True)
     torch.save(model.trainable_state(), tmp / "trainable.pt")
     torch.save(
-        {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state()},
+        {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rngs},
         tmp / "optim.pt",
     )
     (tmp / "state.json").write_text(json.dumps(asdict(state)))
@@ -117,36 +173,42 @@ def latest_checkpoint(run: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def load_checkpoint(ckpt: Path, model: MeitModel, opt, sched) -> tuple[TrainState, dict]:
-    """Restore model, optimiser and scheduler; return the state and the RNG state to apply later."""
+def load_checkpoint(ckpt: Path, model: MeitModel, opt, sched) -> tuple[TrainState, list[dict]]:
+    """Restore model, optimiser and scheduler; return the state and every rank's RNG state."""
     model.load_trainable_state(torch.load(ckpt / "trainable.pt", map_location="cpu"))
     extra = torch.load(ckpt / "optim.pt", map_location="cpu", weights_only=False)
     opt.load_state_dict(extra["optimizer"])
     sched.load_state_dict(extra["scheduler"])
-    return TrainState(**json.loads((ckpt / "state.json").read_text())), extra["rng"]
+    rngs = extra["rng"] if isinstance(extra["rng"], list) else [extra["rng"]]
+    return TrainState(**json.loads((ckpt / "state.json").read_text())), rngs
+
+
+def stream_config(cfg: TrainConfig, split: str, shuffle: bool, mode: str = "train") -> StreamConfig:
+    """The stream settings of ``split`` under ``cfg`` (sources and template filter included)."""
+    return StreamConfig(
+        batch_size=cfg.micro_batch_size,
+        shuffle=shuffle,
+        shuffle_buffer=cfg.data.shuffle_buffer,
+        bucket_batches=cfg.data.bucket_batches,
+        seed=cfg.seed,
+        mode=mode,
+        sources=cfg.data.sources,
+        split=split,
+        template_ids=cfg.data.template_ids,
+    )
 
 
 def make_stream(
     corpus: Path, formatter: ChatFormatter, cfg: TrainConfig, dist: Dist
 ) -> EcgTextStream:
     """The training stream of this rank."""
-    scfg = StreamConfig(
-        batch_size=cfg.micro_batch_size,
-        shuffle=True,
-        shuffle_buffer=cfg.data.shuffle_buffer,
-        bucket_batches=cfg.data.bucket_batches,
-        seed=cfg.seed,
-        mode="train",
-        drop_uneven=dist.world_size > 1,
-        sources=cfg.data.sources,
-        split=cfg.data.split,
-    )
+    scfg = stream_config(cfg, cfg.data.split, shuffle=True)
     return EcgTextStream(corpus, formatter, scfg, dist.rank, dist.world_size, cfg.data.num_workers)
 
 
-def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
-    """Optimiser steps of the whole run."""
-    return cfg.max_steps if cfg.max_steps is not None else cfg.epochs * steps_per_epoch
+def total_steps(cfg: TrainConfig, plans: list[EpochPlan]) -> int:
+    """Optimiser steps of the whole run: ``max_steps``, else the sum over the epochs' plans."""
+    return cfg.max_steps if cfg.max_steps is not None else sum(p.steps for p in plans)
 
 
 def write_run_info(run: Path, corpus: Path, model_path: str, cfg: TrainConfig) -> None:
@@ -162,17 +224,24 @@ def write_run_info(run: Path, corpus: Path, model_path: str, cfg: TrainConfig) -
     (run / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
 
 
-def save_final(run: Path, model: MeitModel) -> Path:
-    """Save only what was trained: ``final/trainable.pt`` and the peft adapter in ``final/adapter``."""
-    out = run / "final"
+def save_weights(out: Path, model: MeitModel, info: dict | None = None) -> Path:
+    """``out/trainable.pt`` (what was trained) and ``out/info.json``."""
     out.mkdir(parents=True, exist_ok=True)
     torch.save(model.trainable_state(), out / "trainable.pt")
+    if info is not None:
+        (out / "info.json").write_text(json.dumps(info))
+    return out
+
+
+def save_final(run: Path, model: MeitModel, info: dict | None = None) -> Path:
+    """Save only what was trained: ``final/trainable.pt`` and the peft adapter in ``final/adapter``."""
+    out = save_weights(run / "final", model, info)
     model.lm.save_pretrained(str(out / "adapter"))
     return out
 
 
 class MetricsLog:
-    """Append-only JSONL metrics (main rank only)."""
+    """Append-only JSONL metrics (main rank only); every record has a ``kind``."""
 
     def __init__(self, path: Path, enabled: bool):
         self.path, self.enabled = path, enabled
@@ -181,6 +250,17 @@ class MetricsLog:
         if self.enabled:
             with self.path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records of steps after ``step`` (logged after the checkpoint a run resumes from)."""
+        if not self.enabled or not self.path.exists():
+            return
+        keep = [
+            line
+            for line in self.path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step
+        ]
+        self.path.write_text("".join(line + "\n" for line in keep))
 
 
 def micro_step(
@@ -193,28 +273,345 @@ def micro_step(
     with autocast:
         loss = model(**inputs).loss
     (loss * scale).backward()
-    return loss.item(), int((inputs["labels"] != -100).sum())
+    return loss.item(), int((inputs["labels"][:, 1:] != -100).sum())
+
+
+@torch.no_grad()
+def validation_loss(
+    model: MeitModel, stream: EcgTextStream, dist: Dist, dtype: torch.dtype
+) -> tuple[float, int]:
+    """Token-weighted loss over this rank's share of the validation rows, summed over ranks;
+    returns (loss, supervised tokens). Runs the unwrapped model (no DDP collectives per batch)."""
+    was_training = model.training
+    model.eval()
+    autocast = (
+        torch.autocast(dist.device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
+    )
+    total, tokens = 0.0, 0
+    for batch in make_loader(stream, 0, False):
+        keys = ("input_ids", "attention_mask", "labels", "ecg")
+        inputs = {k: batch[k].to(dist.device) for k in keys}
+        n = int((inputs["labels"][:, 1:] != -100).sum())
+        if n == 0:
+            continue
+        with autocast:
+            total += float(model(**inputs).loss) * n
+        tokens += n
+    model.train(was_training)
+    total, tokens = reduce(dist, [total, float(tokens)])
+    return (total / tokens if tokens else float("nan")), int(tokens)
+
+
+def generation_scores(
+    model: MeitModel, tok, corpus: Path, cfg: TrainConfig, scorer, rows: int
+) -> dict[str, float]:
+    """Greedy-generate the first ``rows`` validation rows and score them (corpus level)."""
+    from meit_train.evaluate import generate_split
+
+    was_training = model.training
+    model.eval()
+    preds = generate_split(
+        model,
+        tok,
+        corpus,
+        cfg.data.validation_split,
+        cfg.data.sources,
+        cfg.data.max_length,
+        cfg.micro_batch_size,
+        cfg.eval_max_new_tokens,
+        limit=rows,
+        template_ids=cfg.data.template_ids,
+        prompt_format=cfg.data.prompt_format,
+    )
+    model.train(was_training)
+    scores = scorer.score([p["reference"] for p in preds], [p["hypothesis"] for p in preds])
+    return {f"val_{k}": v for k, v in scores.items()}
 
 
 def progress_bar(enabled: bool):
     """A rich progress bar showing loss and samples/s (or a no-op one)."""
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
         Progress,
         TextColumn,
+        TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
     return Progress(
-        TextColumn("[bold]train"),
+        TextColumn("[bold]train[/] epoch {task.fields[epoch]}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.4f}"),
         TextColumn("{task.fields[sps]:.1f} samples/s"),
+        TimeElapsedColumn(),
         TimeRemainingColumn(),
+        console=Console(stderr=True),
         disable=not enabled,
     )
+
+
+def console_line(dist: Dist, text: str) -> None:
+    """One line on stderr from the main rank (what the progress bar cannot show)."""
+    if dist.main:
+        from rich.console import Console
+
+        Console(stderr=True).print(text, highlight=False, markup=False)
+
+
+class Trainer:
+    """One training run: the model, its optimiser and schedule, the data, the bookkeeping."""
+
+    def __init__(
+        self,
+        corpus: Path,
+        model_path: str,
+        run: Path,
+        cfg: TrainConfig,
+        resume_from: Path | None = None,
+    ):
+        data = cfg.data
+        check_corpus(corpus, Selection(data.split, data.sources, data.template_ids), data.normalise)
+        self.dist = dist = setup_distributed()
+        self.corpus, self.run, self.cfg = Path(corpus), Path(run), cfg
+        seed_everything(cfg.seed)  # identical initial weights on every rank
+        self.dtype = compute_dtype(cfg, dist.device)
+        if dist.main:
+            write_run_info(self.run, corpus, model_path, cfg)
+        self.model, self.tok = build_model(model_path, cfg.model, dtype=self.dtype)
+        self.model.to(dist.device)
+        self.model.encoder.float(), self.model.projection.float()
+        self.wrapped = self.model
+        if dist.distributed:
+            self.wrapped = torch.nn.parallel.DistributedDataParallel(
+                self.model,
+                device_ids=[dist.device.index] if dist.device.type == "cuda" else None,
+            )
+        seed_everything(derive_seed(cfg.seed, dist.rank, 3))  # each rank its own dropout masks
+        self.formatter = ChatFormatter(self.tok, cfg.data.max_length, cfg.data.prompt_format)
+        self.stream = make_stream(corpus, self.formatter, cfg, dist)
+        self.accum = cfg.accumulation(dist.world_size)
+        self.plans: dict[int, EpochPlan] = {}
+        self.total = total_steps(cfg, [self.plan(e) for e in range(cfg.epochs)])
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        from transformers import get_linear_schedule_with_warmup
+
+        self.sched = get_linear_schedule_with_warmup(
+            self.opt, math.ceil(cfg.warmup_ratio * self.total), self.total
+        )
+        self.state = TrainState(world_size=dist.world_size, num_workers=self.stream.num_workers)
+        self.rng: dict | None = None
+        self.log = MetricsLog(self.run / "metrics.jsonl", dist.main)
+        ckpt = resume_from or latest_checkpoint(self.run)
+        if ckpt is not None:
+            self.resume(Path(ckpt))
+        self.val_stream = None
+        if cfg.eval_every:
+            scfg = stream_config(cfg, cfg.data.validation_split, shuffle=False)
+            self.val_stream = EcgTextStream(
+                corpus, self.formatter, scfg, dist.rank, dist.world_size, 0
+            )
+        self.last_loss = float("nan")
+
+    def plan(self, epoch: int) -> EpochPlan:
+        """The (cached) plan of ``epoch``."""
+        if epoch not in self.plans:
+            plan = self.stream.plan(epoch, self.accum)
+            if plan.steps == 0:
+                raise ValueError(
+                    f"epoch {epoch}: a rank has no rows ({len(self.stream.units)} row groups "
+                    f"for {self.dist.world_size} ranks x {self.stream.num_workers} loader workers)"
+                )
+            self.plans[epoch] = plan
+        return self.plans[epoch]
+
+    def resume(self, ckpt: Path) -> None:
+        """Restore from ``ckpt``; a position recorded under another rank/worker layout restarts
+        its epoch (said on the console)."""
+        state, rngs = load_checkpoint(ckpt, self.model, self.opt, self.sched)
+        self.log.truncate_after(state.step)
+        layout = (self.dist.world_size, self.stream.num_workers)
+        if (state.world_size, state.num_workers) != layout and state.batch_in_epoch:
+            console_line(
+                self.dist,
+                f"checkpoint {ckpt.name} was written with {state.world_size} ranks x "
+                f"{state.num_workers} workers, this run has {layout[0]} x {layout[1]}: "
+                f"epoch {state.epoch} restarts from its first batch",
+            )
+            state.batch_in_epoch = 0
+        state.world_size, state.num_workers = layout
+        self.state = state
+        self.rng = rngs[self.dist.rank] if self.dist.rank < len(rngs) else None
+        console_line(self.dist, f"resuming from {ckpt} (step {state.step}, epoch {state.epoch})")
+
+    def epoch_batches(self, plan: EpochPlan):
+        """An iterator over this epoch's remaining batches, in the plan's order."""
+        order = plan.order
+        skip = per_worker(order[: self.state.batch_in_epoch], len(plan.batches))
+        self.stream.set_epoch(plan.epoch, skip, plan.batches)
+        loader = make_loader(
+            self.stream, self.cfg.data.num_workers, self.dist.device.type == "cuda", self.cfg.seed
+        )
+        reorder = Reorder(iter(loader), len(plan.batches))
+        return (reorder.next(w) for w in order[self.state.batch_in_epoch :])
+
+    def log_epoch(self, plan: EpochPlan) -> None:
+        """One ``epoch`` record (rows, steps, rows left out for equal DDP steps)."""
+        record = {
+            "kind": "epoch",
+            "step": self.state.step,
+            "epoch": plan.epoch,
+            "rows": plan.rows,
+            "steps": plan.steps,
+            "dropped_rows": plan.dropped_rows,
+        }
+        self.log.write(record)
+        if plan.dropped_rows:
+            console_line(
+                self.dist,
+                f"epoch {plan.epoch}: {plan.dropped_rows} of {plan.rows} rows left out so that "
+                f"all {self.dist.world_size} ranks take {plan.steps} steps",
+            )
+
+    def optimiser_step(self, batches, n: int) -> dict:
+        """Accumulate ``n`` micro-batches and step; return the step's record (all ranks)."""
+        t0 = time.perf_counter()
+        wait, losses, samples, tokens = 0.0, [], 0, 0
+        for i in range(n):
+            tw = time.perf_counter()
+            batch = next(batches)
+            wait += time.perf_counter() - tw
+            last = i == n - 1 or not self.dist.distributed
+            with nullcontext() if last else self.wrapped.no_sync():
+                loss, _ = micro_step(self.wrapped, batch, self.dist.device, self.dtype, 1.0 / n)
+            losses.append(loss)
+            samples += len(batch["id"])
+            tokens += int(batch["attention_mask"].sum())
+        if self.cfg.clip_norm:
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.clip_norm)
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        dt = time.perf_counter() - t0
+        loss_sum, samples, tokens = reduce(self.dist, [float(np.mean(losses)), samples, tokens])
+        dt, wait = reduce(self.dist, [dt, wait], "max")
+        return {
+            "kind": "train",
+            "loss": loss_sum / self.dist.world_size,
+            "lr": self.sched.get_last_lr()[0],
+            "samples_per_s": samples / dt,
+            "tokens_per_s": tokens / dt,
+            "data_wait_frac": wait / dt,
+            "step_time_s": dt,
+        }
+
+    def validate(self, scorer) -> dict:
+        """Validation loss (and generation scores on rank 0); keeps the best weights in ``best/``."""
+        loss, tokens = validation_loss(self.model, self.val_stream, self.dist, self.dtype)
+        record = {"kind": "validation", "step": self.state.step, "epoch": self.state.epoch}
+        record |= {"val_loss": loss, "val_tokens": tokens}
+        if scorer is not None and self.dist.main:
+            record |= generation_scores(
+                self.model, self.tok, self.corpus, self.cfg, scorer, self.cfg.eval_generate_rows
+            )
+        best = self.state.best_val_loss
+        record["best"] = bool(np.isfinite(loss) and (best is None or loss < best))
+        if record["best"]:
+            self.state.best_val_loss, self.state.best_step = loss, self.state.step
+            if self.dist.main:
+                save_weights(
+                    self.run / "best", self.model, {"step": self.state.step, "val_loss": loss}
+                )
+        barrier(self.dist)
+        self.log.write(record)
+        return record
+
+    def checkpoint(self) -> None:
+        rngs = gather(self.dist, rng_state())
+        if self.dist.main:
+            save_checkpoint(
+                self.run,
+                self.model,
+                self.opt,
+                self.sched,
+                self.state,
+                self.cfg.keep_checkpoints,
+                rngs,
+            )
+        barrier(self.dist)
+
+    def fit(self) -> dict:
+        """Train to the last step; returns a summary."""
+        cfg, state = self.cfg, self.state
+        scorer = None
+        if self.val_stream is not None and cfg.eval_generate_rows and self.dist.main:
+            from meit_train.metrics import Scorer
+
+            scorer = Scorer()
+        self.wrapped.train()
+        try:
+            with progress_bar(cfg.progress and self.dist.main) as bar:
+                task = bar.add_task(
+                    "train",
+                    total=self.total,
+                    completed=state.step,
+                    loss=math.nan,
+                    sps=0.0,
+                    epoch=state.epoch,
+                )
+                while state.step < self.total:
+                    plan = self.plan(state.epoch)
+                    if state.batch_in_epoch == 0:
+                        self.log_epoch(plan)
+                    n_batches = len(plan.order)
+                    batches = self.epoch_batches(plan)
+                    if self.rng is not None:
+                        set_rng_state(self.rng)
+                        self.rng = None
+                    while state.batch_in_epoch < n_batches and state.step < self.total:
+                        n = min(self.accum, n_batches - state.batch_in_epoch)
+                        record = self.optimiser_step(batches, n)
+                        state.step += 1
+                        state.batch_in_epoch += n
+                        record = {"step": state.step, "epoch": state.epoch} | record
+                        if state.batch_in_epoch == n_batches:
+                            state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+                        self.last_loss = record["loss"]
+                        if state.step % cfg.log_every == 0 or state.step == self.total:
+                            self.log.write(record)
+                        bar.update(
+                            task,
+                            completed=state.step,
+                            loss=record["loss"],
+                            sps=record["samples_per_s"],
+                            epoch=state.epoch,
+                        )
+                        if self.val_stream is not None and (
+                            state.step % cfg.eval_every == 0 or state.step == self.total
+                        ):
+                            self.validate(scorer)
+                        if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
+                            self.checkpoint()
+                        if state.batch_in_epoch == 0:
+                            break
+                    del batches
+        finally:
+            if scorer is not None:
+                scorer.close()
+        if self.dist.main:
+            save_final(self.run, self.model, {"step": state.step, "epoch": state.epoch})
+        barrier(self.dist)
+        return {
+            "steps": state.step,
+            "epochs": state.epoch,
+            "loss": self.last_loss,
+            "best_val_loss": state.best_val_loss,
+            "best_step": state.best_step,
+            "run": str(self.run),
+        }
 
 
 def train(
@@ -222,94 +619,4 @@ def train(
 ) -> dict:
     """Train MEIT on ``corpus`` from base LM ``model_path`` into ``run``; resumes from the newest
     checkpoint of ``run`` (or ``resume_from``). Returns a summary dict."""
-    dist = setup_distributed()
-    seed_everything(cfg.seed)
-    dtype = compute_dtype(cfg, dist.device)
-    run = Path(run)
-    if dist.main:
-        write_run_info(run, corpus, model_path, cfg)
-    model, tok = build_model(model_path, cfg.model, dtype=dtype)
-    model.to(dist.device)
-    model.encoder.float(), model.projection.float()
-    wrapped = model
-    if dist.world_size > 1:
-        wrapped = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None
-        )
-    stream = make_stream(corpus, ChatFormatter(tok, cfg.data.max_length), cfg, dist)
-    accum = cfg.accumulation(dist.world_size)
-    per_epoch = stream.batches_per_epoch() // accum
-    if per_epoch == 0:
-        raise ValueError(f"too few rows for one step of {cfg.batch_size} samples")
-    total = total_steps(cfg, per_epoch)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    from transformers import get_linear_schedule_with_warmup
-
-    sched = get_linear_schedule_with_warmup(opt, math.ceil(cfg.warmup_ratio * total), total)
-    state, rng = TrainState(), None
-    ckpt = resume_from or latest_checkpoint(run)
-    if ckpt is not None:
-        state, rng = load_checkpoint(ckpt, model, opt, sched)
-    log = MetricsLog(run / "metrics.jsonl", dist.main)
-    last_loss = float("nan")
-    model.train()
-    with progress_bar(cfg.progress and dist.main) as bar:
-        task = bar.add_task("train", total=total, completed=state.step, loss=float("nan"), sps=0.0)
-        while state.step < total:
-            stream.set_epoch(state.epoch)
-            batches = iter(
-                make_loader(stream, cfg.data.num_workers, dist.device.type == "cuda", cfg.seed)
-            )
-            for _ in range(state.batch_in_epoch):
-                next(batches)
-            if rng is not None:
-                set_rng_state(rng)
-                rng = None
-            while state.batch_in_epoch + accum <= per_epoch * accum and state.step < total:
-                t0 = time.perf_counter()
-                wait, losses, samples, tokens = 0.0, [], 0, 0
-                for i in range(accum):
-                    tw = time.perf_counter()
-                    batch = next(batches)
-                    wait += time.perf_counter() - tw
-                    sync = (
-                        nullcontext()
-                        if (i == accum - 1 or dist.world_size == 1)
-                        else wrapped.no_sync()
-                    )
-                    with sync:
-                        loss, ntok = micro_step(wrapped, batch, dist.device, dtype, 1.0 / accum)
-                    losses.append(loss)
-                    samples += len(batch["id"])
-                    tokens += int(batch["attention_mask"].sum())
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                opt.step()
-                sched.step()
-                opt.zero_grad(set_to_none=True)
-                state.step += 1
-                state.batch_in_epoch += accum
-                dt = time.perf_counter() - t0
-                last_loss = float(np.mean(losses))
-                record = {
-                    "step": state.step,
-                    "epoch": state.epoch,
-                    "loss": last_loss,
-                    "lr": sched.get_last_lr()[0],
-                    "samples_per_s": samples / dt,
-                    "tokens_per_s": tokens / dt,
-                    "data_wait_frac": wait / dt,
-                    "step_time_s": dt,
-                }
-                if state.step % cfg.log_every == 0 or state.step == total:
-                    log.write(record)
-                bar.update(task, completed=state.step, loss=last_loss, sps=samples / dt)
-                if dist.main and cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
-                    save_checkpoint(run, model, opt, sched, state, cfg.keep_checkpoints)
-            del batches
-            if state.batch_in_epoch + accum > per_epoch * accum:
-                state.epoch += 1
-                state.batch_in_epoch = 0
-    if dist.main:
-        save_final(run, model)
-    return {"steps": state.step, "epochs": state.epoch, "loss": last_loss, "run": str(run)}
+    return Trainer(corpus, model_path, run, cfg, resume_from).fit()
