@@ -1,16 +1,29 @@
 """README "Running with Prefect", step by step, against a real server on 127.0.0.1: work pool,
 process worker, ``prefect deploy --all``, ``prefect deployment run build-corpus/full``, the UI, and
-``build-corpus/refresh`` after adding records (only the affected shards change)."""
+``build-corpus/refresh`` after adding records (only the affected shards change).
+
+The repository's ``prefect.yaml`` is deployed as it is (``--prefect-file``), and both runs use its
+default parameters (no ``--params``); what the server holds (parameters, the refresh cron schedule
+and its timezone) is read back and compared with the file. Its paths are relative to the folder
+``prefect deploy`` runs in, so the test deploys from a temporary folder that holds the inputs at
+those paths (the real PTB-XL sample and its MIMIC-layout re-encoding) and a link to ``flows/``:
+deploying from the repository root would build into the developer's own ./corpus.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import re
+import shutil
 import time
 import urllib.request
+from pathlib import Path
+
+import yaml
 
 from pipeline.corpus import read_manifest, validate_corpus
+from tests.pipeline.test_corpus import write_mimic_from_ptbxl
 
 from .conftest import BIN, REPO, add_ptbxl_records, shard_digests
 
@@ -25,17 +38,20 @@ README_STEPS = [
 ]
 
 
-def run(args: list[str], env: dict, timeout: float = 300) -> str:
+def run(args: list[str], env: dict, timeout: float = 300, cwd: Path = REPO) -> str:
     import subprocess
 
-    done = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{args}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 
 
-def run_deployment(prefect: str, name: str, params: dict, env: dict) -> str:
-    """``prefect deployment run NAME --params ... --watch``; the final state of that flow run."""
-    args = ["deployment", "run", name, "--params", json.dumps(params), "--watch"]
+def run_deployment(prefect: str, name: str, params: dict | None, env: dict) -> str:
+    """``prefect deployment run NAME [--params ...] --watch``; the final state of that flow run.
+    With ``params`` None the deployment's own default parameters are used."""
+    args = ["deployment", "run", name, "--watch"]
+    if params is not None:
+        args += ["--params", json.dumps(params)]
     printed = run([prefect, *args, "--watch-timeout", "240"], env, timeout=300)
     return run_state(printed)
 
@@ -60,7 +76,18 @@ def test_readme_prefect_section_is_what_this_test_runs():
         assert step in section, step
 
 
-def test_deployments_full_then_refresh(prefect_server, prefect_env, procs, sample_copy, tmp_path):
+def read_deployments(names: list[str]) -> dict:
+    """The server's records of the named deployments."""
+    from prefect.client.orchestration import get_client
+
+    async def read():
+        async with get_client() as client:
+            return {n: await client.read_deployment_by_name(n) for n in names}
+
+    return asyncio.run(read())
+
+
+def test_deployments_full_then_refresh(prefect_server, prefect_env, procs, ptbxl_sample, tmp_path):
     env = {
         **prefect_env,
         "PREFECT_API_URL": prefect_server,
@@ -68,39 +95,79 @@ def test_deployments_full_then_refresh(prefect_server, prefect_env, procs, sampl
         "PREFECT_WORKER_PREFETCH_SECONDS": "5",
     }
     prefect = str(BIN / "prefect")
+    declared = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    defaults = {d["name"]: d for d in declared["deployments"]}
+    config = defaults["full"]["parameters"]["config"]
+
+    # The deploy folder: inputs where the file's default config looks for them, and the flow code.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "flows").symlink_to(REPO / "flows", target_is_directory=True)
+    ptbxl, mimic, out = site / config["ptbxl"], site / config["mimic"], site / config["out"]
+    shutil.copytree(ptbxl_sample, ptbxl)
+    write_mimic_from_ptbxl(ptbxl_sample, mimic)
+
     pools = run([prefect, "work-pool", "ls"], env)
     if POOL not in pools:
         run([prefect, "work-pool", "create", POOL, "--type", "process"], env)
-    worker = procs.start("worker", [prefect, "worker", "start", "--pool", POOL], env)
-    run([prefect, "--no-prompt", "deploy", "--all"], env)
+    worker = procs.start("worker", [prefect, "worker", "start", "--pool", POOL], env, cwd=site)
+    deploy = [
+        prefect,
+        "--no-prompt",
+        "deploy",
+        "--all",
+        "--prefect-file",
+        str(REPO / "prefect.yaml"),
+    ]
+    run(deploy, env, cwd=site)
     assert not (REPO / ".prefect").exists() or (REPO / ".prefect").is_dir()
 
-    out = tmp_path / "corpus"
-    params = {
-        "config": {"ptbxl": str(sample_copy), "out": str(out), "workers": 1, "shards_per_split": 4}
-    }
+    # What the server holds is what prefect.yaml says (and what the README promises).
+    server = read_deployments(["build-corpus/full", "build-corpus/refresh"])
+    for name, deployment in server.items():
+        spec = defaults[name.split("/")[1]]
+        assert deployment.parameters == spec["parameters"], name
+        assert deployment.parameters["config"]["shards_per_split"] == 8
+        assert deployment.work_pool_name == POOL == spec["work_pool"]["name"]
+        assert deployment.entrypoint == "flows/build_corpus.py:build_corpus_flow"
+        assert json.dumps(deployment.pull_steps).count(str(site.resolve())) == 1
+    assert server["build-corpus/full"].parameters["mode"] == "full"
+    assert server["build-corpus/full"].schedules == []
+    refresh = server["build-corpus/refresh"]
+    assert refresh.parameters["mode"] == "refresh"
+    assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in refresh.schedules] == [
+        ("0 3 * * 1", "Europe/Berlin", True)  # README: Mondays 03:00 Europe/Berlin
+    ]
+    assert [(s["cron"], s["timezone"]) for s in defaults["refresh"]["schedules"]] == [
+        ("0 3 * * 1", "Europe/Berlin")
+    ]
+
     t0 = time.perf_counter()
-    state = run_deployment(prefect, "build-corpus/full", params, env)
+    state = run_deployment(prefect, "build-corpus/full", None, env)
     assert state == "Completed", procs.log("worker")[-3000:]
     print(f"\n[timing] deployment run build-corpus/full: {time.perf_counter() - t0:.1f} s")
     assert validate_corpus(out) == []
     manifest = read_manifest(out)
-    assert manifest.counts["ptbxl"].seen == 9 and manifest.refreshes[-1].mode == "full"
+    assert manifest.config["shards_per_split"] == 8 and manifest.config["workers"] == 0
+    assert manifest.counts["ptbxl"].seen == 9 and manifest.counts["mimic"].kept_total == 8
+    assert manifest.refreshes[-1].mode == "full"
     before = shard_digests(out)
 
     # The UI the README points at answers on the same port.
     with urllib.request.urlopen(prefect_server.removesuffix("/api") + "/", timeout=10) as r:
         assert r.status == 200
 
-    added = add_ptbxl_records(sample_copy, 3)
-    state = run_deployment(prefect, "build-corpus/refresh", params, env)
+    # One added record: one unit to redo, which the flow runs in its own process (a pool of
+    # `workers: 0` processes would cost each of them a Prefect import, ~8 s on 2 busy cores).
+    added = add_ptbxl_records(ptbxl, 1)
+    state = run_deployment(prefect, "build-corpus/refresh", None, env)
     assert state == "Completed", procs.log("worker")[-3000:]
     after = shard_digests(out)
     last = read_manifest(out).refreshes[-1]
     assert last.mode == "refresh" and last.added_ids == [f"ptbxl/{i}" for i in added]
     assert last.changed == 0 and last.removed == 0
     changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
-    assert changed and changed == set(last.written)
+    assert len(changed) == 1 and changed == set(last.written)
     assert all(after[p] == d for p, d in before.items() if p not in changed)
     assert validate_corpus(out) == []
     assert worker.poll() is None, "the worker died"
