@@ -117,3 +117,26 @@ def test_a_few_steps_lower_the_loss_and_reach_the_encoder(family_dir):
         losses.append(loss.item())
     assert all(torch.isfinite(torch.tensor(losses)))
     assert losses[-1] < losses[0] - 0.5
+
+
+def test_slot_key_value_is_what_the_layer_makes_of_that_vector(family_dir):
+    """The slot's key/value equal the layer's own cached key/value for a one-token input whose
+    attention input is the same vector (position 0: rotary is the identity there, ALiBi does not
+    touch keys), so the fused projections are split the way the family splits them."""
+    _, path = family_dir
+    meit, _ = build_model(path, SMALL)
+    meit.eval()
+    first, _ = families.attention_modules(meit.lm)[0]
+    seen = {}
+
+    def grab(module, args, kwargs):
+        seen["x"] = args[0] if args else kwargs["hidden_states"]
+
+    handle = first.register_forward_pre_hook(grab, with_kwargs=True)
+    with torch.no_grad():
+        out = meit.lm(input_ids=torch.tensor([[1234], [42]]), use_cache=True)
+        k0, v0 = first.meit_kv(first, seen["x"][:, 0])
+    handle.remove()
+    layer = out.past_key_values.layers[0]
+    torch.testing.assert_close(k0, layer.keys, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(v0, layer.values, rtol=1e-5, atol=1e-6)
