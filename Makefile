@@ -20,6 +20,10 @@ $(VENV)/.core: pyproject.toml
 $(VENV)/.all: $(VENV)/.core
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[train,flows,dev]"
+	@# WordNet 3.0 for meit-eval --metrics meit (NLTK METEOR); Debian's package, needs root
+	test -f /usr/share/wordnet/data.noun || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base) || \
+		echo "WordNet missing: run 'apt-get install wordnet-base' as root for --metrics meit"
 	touch $@
 
 install: $(VENV)/.core
@@ -35,7 +39,8 @@ lint: $(VENV)/.all
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Mutation testing of the core modules (slow; not part of `make test`). Scores: mutation-scores.json
+# Mutation testing of the core modules, group by group (.ci/mutation.toml; slow, not part of
+# `make test`). Scores per module: mutation-scores.json
 mutate: $(VENV)/.all
 	bash .ci/mutate
 
