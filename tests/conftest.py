@@ -43,7 +43,7 @@ def skip_or_fail(reason: str) -> NoReturn:
     dependency and the shared data are installed and a skip would hide a missing check."""
     if under_ci():
         pytest.fail(f"{reason}; under CI (CI={os.environ.get('CI')!r}) it is required")
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)  # also usable at import time of a test module
 
 
 def need_module(name: str) -> ModuleType:
