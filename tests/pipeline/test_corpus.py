@@ -311,9 +311,10 @@ def test_records100_are_resampled_to_the_configured_rate(ptbxl_sample: Path, tmp
 # normalisation runs. Checked equal: workers 1 and 2, a cold numba cache, and numba disabled
 # (NUMBA_DISABLE_JIT=1, the same arithmetic in Python). Templates, splits and shard buckets are
 # sha256 choices. zstd at a fixed level is deterministic for one zstd version, which the pyarrow
-# wheel bundles. What DOES change the bytes is the Parquet writer: its version is in every file's
-# footer (GOLDEN_WRITER), so a pyarrow upgrade fails here with that reason, while GOLDEN_CONTENT
-# (rows as Python values, signals as float16 bytes) says whether the data itself changed.
+# wheel bundles (a conda-forge pyarrow links the system's libzstd instead). What DOES change the
+# bytes is the Parquet writer: its version is in every file's footer (GOLDEN_WRITER), so a pyarrow
+# upgrade fails here with that reason. GOLDEN_CONTENT (rows as Python values, signals as float16
+# bytes) is checked first and says whether the data itself changed or only its encoding.
 
 GOLDEN_WRITER = "parquet-cpp-arrow version 26.0.1"
 GOLDEN_SHA256 = {
