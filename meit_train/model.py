@@ -135,6 +135,16 @@ def make_projector(kind: str, d_in: int, d_out: int) -> nn.Module:
     return MlpProjector(d_in, d_out) if kind == "mlp" else nn.Linear(d_in, d_out)
 
 
+def enable_checkpointing(lm: nn.Module, slot: fusion.EcgSlot) -> None:
+    """Recompute each decoder layer in the backward pass (non-reentrant, so gradients reach the
+    ECG token), with the slot set back for the recomputation."""
+    kwargs = {"use_reentrant": False, "context_fn": partial(fusion.checkpoint_contexts, slot)}
+    if hasattr(lm, "activation_checkpointing_enable"):  # transformers >= 5.x's name
+        lm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 class MeitModel(nn.Module):
     """ECG encoder → projection → pseudo-token fused as one key/value slot in every decoder layer."""
 
@@ -147,12 +157,7 @@ class MeitModel(nn.Module):
         self.normalise_slot = cfg.normalise_slot
         self.slot = families.install(lm)
         if cfg.gradient_checkpointing:
-            lm.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={
-                    "use_reentrant": False,
-                    "context_fn": partial(fusion.checkpoint_contexts, self.slot),
-                }
-            )
+            enable_checkpointing(lm, self.slot)
         self.lm = add_lora(lm, cfg.lora) if lora else lm
         self.encoder = ResNet1d(cfg.encoder)
         tile = self.n_heads * self.head_dim == self.hidden
