@@ -9,7 +9,6 @@ from schemas.corpus import check_schema_version
 
 
 def test_hf_features_match_the_arrow_schema():
-    pytest.importorskip("datasets")
     arrow = corpus_schema(5000)
     features = hf_features(5000)
     assert list(features) == arrow.names
