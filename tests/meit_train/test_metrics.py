@@ -88,8 +88,21 @@ def test_meteor_is_nltk_sentence_meteor_with_wordnet_synonyms(scorer):
 
 def test_missing_wordnet_is_one_clear_error(tmp_path: Path):
     with pytest.raises(meit_metrics.MissingData, match="apt-get install wordnet-base"):
+        meit_metrics.check_offline_data(tmp_path)
+    with pytest.raises(meit_metrics.MissingData, match="apt-get install wordnet-base"):
         with meit_metrics.wordnet_reader(tmp_path):
             pass
+
+
+def test_meit_mode_beside_or_instead_of_corpus_scores(scorer):
+    from meit_train.evaluate import score_predictions
+
+    preds = [{"reference": r, "hypothesis": h} for r, h in zip(REFS, HYPS)]
+    got = score_predictions(None, preds, False, scorer)  # no corpus scorer: no Java started
+    assert set(got) == {"n", "meit"} and got["n"] == 2
+    assert got["meit"]["ROUGE-L"] == pytest.approx((5 / 6 + 1) / 2, rel=1e-6)
+    assert got["meit"]["batches"] == 1
+    assert "BERTScore-F1" in got["meit"] or got["meit"]["skipped"].startswith("BERTScore skipped")
 
 
 def test_lexnames_is_the_wordnet_table():
