@@ -83,3 +83,53 @@ def ptbxl_reports_csv() -> Path:
 def mimic_statements_tsv() -> Path:
     """239 real MIMIC-IV-ECG machine statements."""
     return _shared("mimic-iv-ecg/statements.tsv")
+
+
+LOOPBACK_NAMES = {"localhost", "ip6-localhost", "ip6-loopback"}
+
+
+def is_loopback(host: object) -> bool:
+    """Whether ``host`` (a name or an address) stays on this machine."""
+    import ipaddress
+
+    name = str(host).strip("[]").lower()
+    if name in LOOPBACK_NAMES or name == "":
+        return True
+    try:
+        return ipaddress.ip_address(name.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def is_address(host: object) -> bool:
+    """Whether ``host`` is a literal IP address (resolving it needs no name lookup)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(str(host).strip("[]").split("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Tests never touch the network: a connection or name lookup that would leave the loopback
+    fails the test at once (servers started by a test on 127.0.0.1 are fine). Child processes
+    inherit the offline variables set above; this guard covers the test process itself."""
+    import socket
+
+    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
+
+    def connect(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not is_loopback(address[0]):
+            raise AssertionError(f"test tried to reach the network: {address!r}")
+        return real_connect(sock, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host is not None and not is_loopback(host) and not is_address(host):
+            raise AssertionError(f"test tried to resolve a network name: {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)

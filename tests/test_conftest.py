@@ -53,3 +53,21 @@ def test_missing_data_and_modules_skip_elsewhere(monkeypatch, value):
     assert outcome(_shared, "no/such/folder")[0] is pytest.skip.Exception
     assert outcome(need_module, "no_such_module_meit")[0] is pytest.skip.Exception
     assert need_module("json").dumps([]) == "[]"
+
+
+def test_network_guard_refuses_outside_addresses_and_names():
+    import socket
+
+    with pytest.raises(AssertionError, match="reach the network"):
+        socket.create_connection(("192.0.2.1", 80), timeout=0.1)  # TEST-NET-1, never routed
+    with pytest.raises(AssertionError, match="resolve a network name"):
+        socket.getaddrinfo("huggingface.co", 443)
+
+
+def test_network_guard_lets_loopback_through():
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    with server, socket.create_connection(server.getsockname(), timeout=1):
+        pass
+    assert socket.getaddrinfo("localhost", 80)
