@@ -20,8 +20,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import BuildConfig
+from pipeline.config import BuildConfig, SignalConfig
 from pipeline.corpus import build_corpus, read_manifest, validate_corpus
+from pipeline.quality import check_flat_and_saturation, check_missing
 from pipeline.sources.demo import write_ptbxl_record
 from tests.pipeline.test_conditioning import LEADS
 from tests.pipeline.test_corpus import rows_by_id
@@ -129,3 +130,76 @@ def test_seen_equals_kept_plus_rejected(quality_build: Path):
     assert counts.seen == counts.kept_total + counts.rejected_total
     assert manifest.config["signal"]["max_nan_gap_s"] == 0.1
     assert validate_corpus(quality_build) == []
+
+
+# --- the checks on a batch, called directly ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def record(ptbxl_sample: Path) -> np.ndarray:
+    """Record 6000 as float32 (12, 5000), the dtype the checks see inside a build."""
+    return real_signal(ptbxl_sample).astype(np.float32)
+
+
+def with_lead(x: np.ndarray, lead: str, values: np.ndarray | float) -> np.ndarray:
+    y = x.copy()
+    y[LEADS.index(lead)] = values
+    return y
+
+
+def test_flat_threshold_is_exclusive_and_the_first_flat_lead_is_named(record):
+    cfg = SignalConfig(flat_threshold_mv=0.25)
+    ramp = np.linspace(0, 0.25, 5000, dtype=np.float32)  # peak-to-peak exactly 0.25 mV
+    below = np.linspace(0, 0.2499, 5000, dtype=np.float32)
+    batch = np.stack(
+        [
+            record,
+            with_lead(record, "III", ramp),  # at the threshold: not flat
+            with_lead(with_lead(record, "V3", below), "II", ramp * 0.4),  # two flat leads
+        ]
+    )
+    assert check_flat_and_saturation(batch, cfg) == [
+        None,
+        None,
+        ("flat_lead", "lead II: peak-to-peak 0.1000 mV"),
+    ]
+
+
+def test_saturation_at_either_rail_and_flat_before_saturation(record):
+    cfg = SignalConfig()  # saturation_fraction 0.02 = 100 of 5000 samples
+    v5 = record[LEADS.index("V5")]
+    low_rail = v5.copy()
+    low_rail[:150] = v5.min() - 1.0  # 150 samples (3 %) at the minimum
+    at_limit = v5.copy()
+    at_limit[:99] = v5.max() + 1.0  # 99 samples (1.98 %) at the new maximum: kept
+    stuck_then_flat = with_lead(with_lead(record, "I", low_rail), "V6", 0.0)
+    batch = np.stack(
+        [
+            with_lead(record, "V5", low_rail),
+            with_lead(record, "V5", at_limit),
+            stuck_then_flat,
+        ]
+    )
+    assert check_flat_and_saturation(batch, cfg) == [
+        ("saturation", "lead V5: 3.0% of samples at a rail"),
+        None,
+        ("flat_lead", "lead V6: peak-to-peak 0.0000 mV"),
+    ]
+
+
+def test_missing_checks_per_lead_with_the_gap_in_seconds_of_the_given_rate(record):
+    cfg = SignalConfig(max_nan_fraction=0.05, max_nan_gap_s=0.1)
+    gap_26 = gaps(record, "aVL", [100], 26)  # 26 samples: 0.104 s at 250 Hz, 0.052 s at 500 Hz
+    spread = gaps(record, "V1", range(0, 5000, 100), 6)  # 300 samples = 6 %, each run 6 long
+    both = gaps(gaps(record, "V6", [0], 30), "II", range(0, 5000, 100), 6)
+    batch = np.stack([record, gap_26, spread, both])
+    assert check_missing(batch, 500, cfg) == [
+        None,
+        None,
+        ("too_much_nan", "lead V1: 6.0% missing, longest gap 6 samples"),
+        ("too_much_nan", "lead II: 6.0% missing, longest gap 6 samples"),
+    ]
+    assert check_missing(batch, 250, cfg)[1] == (
+        "too_much_nan",
+        "lead aVL: 0.5% missing, longest gap 26 samples",
+    )

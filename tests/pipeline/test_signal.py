@@ -13,6 +13,9 @@ import neurokit2 as nk
 import numpy as np
 import pytest
 import wfdb
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from neurokit2.signal.signal_filter import _signal_filter_iirnotch
 
 from pipeline.config import SignalConfig
@@ -301,3 +304,196 @@ def test_memory_layout_does_not_change_results(ptbxl):
     np.testing.assert_array_equal(
         interpolate_nonfinite(gappy)[0], interpolate_nonfinite(np.ascontiguousarray(gappy))[0]
     )
+
+
+# --- exactness: float64 computation, one rounding to the input's dtype -------------------------
+# The filters and the resampler promise float64 arithmetic on float32 input. Computing in float32
+# instead moves PTB-XL samples by up to ~5e4 float32 ulps; so each stage must equal the float64
+# scipy reference rounded once to float32, to the bit.
+
+
+def _f32(y: np.ndarray) -> np.ndarray:
+    return y.astype(np.float32)
+
+
+def test_single_stages_are_float64_then_one_rounding(ptbxl):
+    import scipy.signal
+
+    y64 = ptbxl.astype(np.float64)
+    sos = scipy.signal.butter(5, [0.5, 40.0], btype="bandpass", output="sos", fs=FS)
+    np.testing.assert_array_equal(
+        apply_filters(ptbxl, FS, SignalConfig(bandpass_hz=(0.5, 40.0))),
+        _f32(scipy.signal.sosfiltfilt(sos, y64, axis=-1)),
+    )
+    b, a = scipy.signal.iirnotch(60.0, 12.0, fs=FS)  # non-default quality: Q is passed through
+    np.testing.assert_array_equal(
+        apply_filters(ptbxl, FS, SignalConfig(notch_hz=60.0, notch_quality=12.0)),
+        _f32(scipy.signal.filtfilt(b, a, y64, axis=-1)),
+    )
+    np.testing.assert_array_equal(
+        resample(ptbxl, FS, 250), _f32(scipy.signal.resample_poly(y64, 1, 2, axis=-1))
+    )
+
+
+def test_chain_order_is_bandpass_highpass_notch(simulated):
+    """Each stage rounds to float32 before the next; the chain is exactly that composition."""
+    import scipy.signal
+
+    cfg = SignalConfig(bandpass_hz=(0.5, 100.0), highpass_hz=0.7, notch_hz=50.0, filter_order=3)
+    bp = scipy.signal.butter(3, [0.5, 100.0], btype="bandpass", output="sos", fs=FS)
+    hp = scipy.signal.butter(3, 0.7, btype="highpass", output="sos", fs=FS)
+    b, a = scipy.signal.iirnotch(50.0, 30.0, fs=FS)
+    y = _f32(scipy.signal.sosfiltfilt(bp, simulated.astype(np.float64), axis=-1))
+    y = _f32(scipy.signal.sosfiltfilt(hp, y.astype(np.float64), axis=-1))
+    y = _f32(scipy.signal.filtfilt(b, a, y.astype(np.float64), axis=-1))
+    np.testing.assert_array_equal(apply_filters(simulated, FS, cfg), y)
+
+
+def test_float64_input_stays_float64(ptbxl):
+    x = ptbxl[:2].astype(np.float64)
+    for out in (
+        apply_filters(x, FS, SignalConfig(bandpass_hz=(0.5, 40.0), notch_hz=50.0)),
+        resample(x, FS, 100),
+        normalise(x, "meit"),
+    ):
+        assert out.dtype == np.float64
+
+
+def test_butter_sos_zero_or_absent_cutoffs_and_errors():
+    from scipy.signal import butter
+
+    # a high cut of 0 counts as absent (high-pass); 1 Hz is a real cut-off, not "absent"
+    np.testing.assert_array_equal(butter_sos(FS, 0.5, 0), butter_sos(FS, 0.5))
+    np.testing.assert_array_equal(
+        butter_sos(FS, 0.5, 1.0), butter(5, [0.5, 1.0], btype="bandpass", output="sos", fs=FS)
+    )
+    np.testing.assert_array_equal(
+        butter_sos(FS, 1.0), butter(5, 1.0, btype="highpass", output="sos", fs=FS)
+    )
+    with pytest.raises(ValueError, match="butter_sos: give low, high or both"):
+        butter_sos(FS, 0, 0)
+
+
+# --- property-based checks against naive references -----------------------------------------
+
+PROPERTY = settings(max_examples=150, deadline=None, database=None, derandomize=True)
+
+
+@st.composite
+def gappy_batches(draw) -> np.ndarray:
+    """(B, L, N) float32 signals with NaN/+inf/-inf samples at drawn places (any run layout)."""
+    b, leads, n = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(2, 40))
+    seed = draw(st.integers(0, 2**32 - 1))
+    bad = draw(hnp.arrays(np.bool_, (b, leads, n)))
+    kind = draw(hnp.arrays(np.int8, (b, leads, n), elements=st.integers(0, 2)))
+    x = np.random.default_rng(seed).normal(0, 1.5, (b, leads, n)).astype(np.float32)
+    x[bad] = np.array([np.nan, np.inf, -np.inf], np.float32)[kind[bad]]
+    return x
+
+
+def _runs(mask: np.ndarray) -> list[int]:
+    """Lengths of the runs of True in a 1-D mask (plain Python)."""
+    runs, cur = [], 0
+    for v in mask:
+        cur = cur + 1 if v else 0
+        if cur == 1:
+            runs.append(0)
+        if v:
+            runs[-1] = cur
+    return runs
+
+
+@PROPERTY
+@given(gappy_batches())
+def test_nan_stats_equals_a_per_lead_count(x):
+    frac, longest = nan_stats(x)
+    assert frac.dtype == np.float64 and longest.dtype == np.int64
+    assert frac.shape == longest.shape == x.shape[:2]
+    for b in range(x.shape[0]):
+        for lead in range(x.shape[1]):
+            bad = ~np.isfinite(x[b, lead])
+            assert frac[b, lead] == bad.sum() / x.shape[-1]
+            assert longest[b, lead] == max(_runs(bad), default=0)
+
+
+def test_nan_stats_clean_types_and_shape(ptbxl):
+    frac, longest = nan_stats(ptbxl[:3])
+    assert frac.dtype == np.float64 and longest.dtype == np.int64
+    assert frac.shape == longest.shape == (3, 12)
+
+
+@PROPERTY
+@given(gappy_batches())
+def test_interpolation_equals_np_interp_per_lead(x):
+    before = x.copy()
+    fixed, counts = interpolate_nonfinite(x)
+    np.testing.assert_array_equal(x, before)  # the input is never written to
+    assert fixed.dtype == x.dtype and fixed.shape == x.shape and counts.dtype == np.int64
+    idx = np.arange(x.shape[-1])
+    expected_counts = []
+    for b in range(x.shape[0]):
+        repaired = 0
+        for lead in range(x.shape[1]):
+            ok = np.isfinite(x[b, lead])
+            if not ok.any() or ok.all():  # dead or clean leads are left exactly as they were
+                np.testing.assert_array_equal(fixed[b, lead], x[b, lead])
+                continue
+            repaired += int((~ok).sum())
+            ref = np.interp(idx, idx[ok], x[b, lead, ok].astype(np.float64))  # edges held
+            np.testing.assert_allclose(fixed[b, lead], ref, rtol=1e-6, atol=1e-6)
+            np.testing.assert_array_equal(fixed[b, lead, ok], x[b, lead, ok])
+        expected_counts.append(repaired)
+    assert counts.tolist() == expected_counts
+    if sum(expected_counts) == 0:
+        assert fixed is x  # nothing repairable: no copy
+
+
+def test_interpolation_after_a_finite_first_sample(ptbxl):
+    """A gap that starts at sample 1 interpolates from sample 0 (not a held edge)."""
+    x = ptbxl[:1, :2].copy()
+    x[0, 0, 0], x[0, 0, 11] = 0.0, 1.1
+    x[0, 0, 1:11] = np.nan
+    fixed, counts = interpolate_nonfinite(x)
+    np.testing.assert_allclose(fixed[0, 0, :12], np.linspace(0.0, 1.1, 12), rtol=0, atol=1e-6)
+    assert counts.tolist() == [10]
+
+
+@PROPERTY
+@given(st.integers(1, 30), st.integers(1, 30), st.integers(1, 3))
+def test_fix_length_crops_or_pads_with_the_last_value(m, n, b):
+    x = np.random.default_rng(m * 31 + n).normal(size=(b, 2, m)).astype(np.float32)
+    y, n_cropped, n_padded = fix_length(x, n)
+    assert y.shape == (b, 2, n) and y.dtype == x.dtype
+    assert (n_cropped, n_padded) == (max(m - n, 0), max(n - m, 0))
+    k = min(m, n)
+    np.testing.assert_array_equal(y[..., :k], x[..., :k])
+    np.testing.assert_array_equal(y[..., k:], np.broadcast_to(x[..., -1:], (b, 2, n - k)))
+    if m >= n:
+        assert np.shares_memory(y, x)  # a crop is a view, never a copy of the batch
+
+
+def test_fix_length_refuses_an_empty_signal():
+    with pytest.raises(ValueError, match="cannot pad an empty signal"):
+        fix_length(np.zeros((1, 12, 0), np.float32), 10)
+
+
+def test_normalise_is_per_record_whatever_the_batch(ptbxl, simulated):
+    """A record's z-scores and min-max values do not depend on the other records of its batch."""
+    x = np.concatenate([ptbxl[:3], simulated[:1] * 7 + 3])
+    for mode in ("zscore", "meit"):
+        batch = normalise(x, mode)
+        assert batch.dtype == np.float32
+        for i in range(len(x)):
+            np.testing.assert_array_equal(batch[i], normalise(x[i : i + 1], mode)[0])
+    m = normalise(x, "meit")
+    lo, hi = x.min(axis=(1, 2), keepdims=True), x.max(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(m, (x - lo) / (hi - lo), rtol=0, atol=1e-6)
+
+
+def test_to_float16_without_clipping_passes_values_through(ptbxl):
+    x = ptbxl[:1].copy()
+    np.testing.assert_array_equal(to_float16(x, clip=False), to_float16(x))  # in range: same
+    x[0, 0, 0] = 1e6
+    with np.errstate(over="ignore"):
+        assert np.isposinf(to_float16(x, clip=False)[0, 0, 0])  # the clipping pass was skipped
+    assert to_float16(x)[0, 0, 0] == 65504.0
