@@ -187,7 +187,14 @@ class MeitModel(nn.Module):
         token = self.ecg_token(ecg)
         kw = {} if position_ids is None else {"position_ids": position_ids}
         with fusion.ecg_in_attention(self.slot, token, ecg_present):
-            return self.lm(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kw)
+            out = self.lm(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kw)
+        layers = self.lm.config.get_text_config().num_hidden_layers
+        if self.slot.calls != layers:  # an attention path that bypassed the fusion
+            raise RuntimeError(
+                f"the ECG slot reached {self.slot.calls} of {layers} attention layers; "
+                f"{self.lm.config.model_type} runs an attention path this trainer does not fuse"
+            )
+        return out
 
     @torch.no_grad()
     def generate(

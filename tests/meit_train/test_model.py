@@ -145,3 +145,11 @@ def test_zero_slot_changes_the_loss_of_a_briefly_trained_model(tmp_path):
         swapped = meit(ids, mask, ecg.flip(0), labels=labels).loss.item()
     assert with_ecg < without - 0.1
     assert with_ecg < swapped - 0.1
+
+
+def test_an_attention_path_that_bypasses_the_slot_is_refused(tiny_llama):
+    meit, _ = build_model(tiny_llama, SMALL)
+    meit.lm.set_attn_implementation("sdpa")  # the plain path: no slot in any layer
+    ids, mask, ecg = inputs()
+    with pytest.raises(RuntimeError, match="reached 0 of 2 attention layers"):
+        meit(ids, mask, ecg)
