@@ -177,6 +177,7 @@ def check_eval_inputs(
     sources: list[str] | None,
     weights: str,
     model: str | None,
+    all_templates: bool = False,
 ) -> int:
     """Everything ``meit-eval`` needs, checked before loading weights; returns the row count."""
     from meit_train.config import TrainConfig
@@ -184,6 +185,11 @@ def check_eval_inputs(
     info = read_run(run)
     cfg = TrainConfig.model_validate(info["config"])
     weights_path(run, weights)
-    rows = check_corpus(corpus, Selection(split, sources, cfg.data.template_ids))
+    template_ids = None if all_templates else cfg.data.template_ids
+    try:
+        rows = check_corpus(corpus, Selection(split, sources, template_ids))
+    except InputError as e:
+        hint = " (--all-templates lifts the run's template filter)" if template_ids else ""
+        raise InputError(f"{e}{hint}") from e
     check_model(model or info["model"])
     return rows

@@ -117,6 +117,11 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="evaluate only the first N rows")
     p.add_argument("--model", help="override the base model path stored in the run")
     p.add_argument("--out", type=Path, help="output JSON (default RUN/eval-<split>.json)")
+    p.add_argument(
+        "--all-templates",
+        action="store_true",
+        help="evaluate rows of every instruction, not only the run's data.template_ids",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -132,7 +137,7 @@ def eval_main(argv: list[str] | None = None) -> int:
 
         levels = [float(x) for x in a.perturb.split(",")] if a.perturb else None
         sources = _sources(a.source)
-        check_eval_inputs(a.corpus, a.run, a.split, sources, a.weights, a.model)
+        check_eval_inputs(a.corpus, a.run, a.split, sources, a.weights, a.model, a.all_templates)
         if a.metrics != "corpus":
             from meit_train.meit_metrics import check_offline_data
 
@@ -156,6 +161,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         a.limit,
         weights=a.weights,
         progress=not a.quiet,
+        all_templates=a.all_templates,
         metrics=a.metrics,
     )
     print(json.dumps(result["metrics"], indent=2))

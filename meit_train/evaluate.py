@@ -61,11 +61,14 @@ def generation_stream(
 
 
 def hypothesis(tok, new_ids: list[int]) -> str:
-    """The report text of generated ids: special tokens dropped, outer whitespace stripped.
+    """The report text of generated ids: special tokens dropped, outer whitespace stripped, and a
+    character cut in half by the token limit (U+FFFD at the end) dropped.
 
-    Decoding all ids (not cutting at a stop string) keeps greedy outputs prefix-stable: the text of
-    the first k generated tokens is a prefix of the text of the first n > k."""
-    return tok.decode(new_ids, skip_special_tokens=True).strip()
+    Nothing else is cut (no stop strings), so greedy outputs are prefix-stable: the text of the
+    first k generated tokens is a prefix of the text of the first n > k. An untrained model often
+    starts with newlines (the prompt ends in one); they are stripped, so its text can be empty at
+    16 tokens and not at 128 -- still a prefix."""
+    return tok.decode(new_ids, skip_special_tokens=True).rstrip("\ufffd").strip()
 
 
 def generate_split(
@@ -181,15 +184,17 @@ def evaluate(
     weights: str = "final",
     progress: bool = False,
     metrics: str = "corpus",
+    all_templates: bool = False,
 ) -> dict:
     """Generate on ``split`` and score; write ``eval-<split>[-<sources>].json`` plus predictions.
 
     Rows are filtered by the run's ``data.template_ids`` (a run trained on MEIT's fixed prompts is
-    evaluated on them) and laid out with its ``data.prompt_format``."""
+    evaluated on them) unless ``all_templates``, and laid out with its ``data.prompt_format``."""
     if metrics != "corpus":
         check_offline_data()  # before any weights are loaded
     model, tok, cfg = load_run(run, model_path, weights=weights)
     trained_on = cfg.data.sources
+    template_ids = None if all_templates else cfg.data.template_ids
     kw = dict(
         split=split,
         sources=sources,
@@ -198,7 +203,7 @@ def evaluate(
         max_new_tokens=max_new_tokens,
         seed=seed,
         limit=limit,
-        template_ids=cfg.data.template_ids,
+        template_ids=template_ids,
         prompt_format=cfg.data.prompt_format,
     )
     result = {
@@ -207,12 +212,13 @@ def evaluate(
         "split": split,
         "sources": sources,
         "weights": weights,
+        "template_ids": template_ids,
         "trained_on": trained_on,
         "zero_shot": bool(sources and trained_on and not set(sources) & set(trained_on)),
         "max_new_tokens": max_new_tokens,
     }
     rows = generation_stream(
-        tok, corpus, split, sources, 8, 1, cfg.data.template_ids, cfg.data.prompt_format
+        tok, corpus, split, sources, 8, 1, template_ids, cfg.data.prompt_format
     ).total_rows
     rows = min(rows, limit) if limit else rows
     runs = [None, *(perturb_levels or [])]

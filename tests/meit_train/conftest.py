@@ -141,3 +141,22 @@ def train_config():
 def losses():
     """Reads the per-step losses of a run directory."""
     return read_losses
+
+
+DEMO_STEPS = 20
+
+
+@pytest.fixture(scope="session")
+def demo_run(demo_corpus, tiny_llama, tmp_path_factory) -> Path:
+    """The newcomer path: ``meit-train --preset tiny-cpu`` on the demo corpus (shortened to
+    ``DEMO_STEPS`` steps, validation every 10 steps so that ``best/`` exists)."""
+    from meit_train.cli import train_main
+
+    run = tmp_path_factory.mktemp("demo-run") / "run"
+    cfg = tmp_path_factory.mktemp("demo-cfg") / "short.yaml"
+    cfg.write_text(
+        f"max_steps: {DEMO_STEPS}\neval_every: 10\ncheckpoint_every: 10\nprogress: false\n"
+    )
+    argv = ["--preset", "tiny-cpu", "--config", str(cfg), "--corpus", str(demo_corpus)]
+    assert train_main([*argv, "--model", str(tiny_llama), "--out", str(run)]) == 0
+    return run
