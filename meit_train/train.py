@@ -502,6 +502,7 @@ class Trainer:
             "kind": "train",
             "loss": loss_sum / self.dist.world_size,
             "lr": self.sched.get_last_lr()[0],
+            "samples": int(samples),
             "samples_per_s": samples / dt,
             "tokens_per_s": tokens / dt,
             "data_wait_frac": wait / dt,

@@ -140,3 +140,85 @@ def test_gradient_clipping_only_when_configured(
     cfg = train_config(max_steps=1, checkpoint_every=0, max_grad_norm=max_grad_norm)
     train(tiny_corpus, str(tiny_gpt2), tmp_path / "run", cfg)
     assert calls == ([max_grad_norm] if max_grad_norm else [])
+
+
+RANK_SCRIPT = """
+import json, sys
+from pathlib import Path
+from meit_train.config import TrainConfig
+from meit_train.train import train
+corpus, model, run, cfg = sys.argv[1:5]
+cfg = TrainConfig.model_validate(json.loads(Path(cfg).read_text()))
+print(json.dumps(train(Path(corpus), model, Path(run), cfg)))
+"""
+
+
+def test_two_ranks_take_equal_steps_and_log_global_figures(
+    uneven_corpus, tiny_gpt2, train_config, tmp_path
+):
+    """torchrun's environment, two gloo ranks on CPU: an epoch where one rank has 24 rows and the
+    other 18 ends together (6 rows logged as left out), logged samples are both ranks', the
+    validation loss counts every rank's tokens, each rank checkpoints its own RNG state."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from transformers import AutoTokenizer
+
+    from meit_train.corpus import Selection, selected_units
+    from meit_train.data import ChatFormatter, read_unit
+
+    cfg = train_config(
+        **(UNEVEN | dict(epochs=2, checkpoint_every=5, eval_every=10, data=dict(num_workers=1)))
+    )
+    cfg_path = tmp_path / "cfg.json"
+    cfg_path.write_text(cfg.model_dump_json())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = tmp_path / "run"
+    procs = []
+    for rank in range(2):
+        env = os.environ | dict(
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE="2",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            OMP_NUM_THREADS="1",
+            PYTHONPATH=str(Path(__file__).parents[2]),
+        )
+        argv = [sys.executable, "-c", RANK_SCRIPT, str(uneven_corpus), str(tiny_gpt2), str(run)]
+        procs.append(
+            subprocess.Popen(
+                [*argv, str(cfg_path)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-3000:] + outs[1][1][-3000:]
+    results = [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
+    assert results[0]["steps"] == results[1]["steps"] == 20
+    epochs = read_records(run, "epoch")
+    assert [(e["steps"], e["dropped_rows"]) for e in epochs] == [(11, 0), (9, 6)]
+    per_epoch = Counter()
+    for r in read_records(run, "train"):
+        per_epoch[r["epoch"]] += r["samples"]  # both ranks' rows of each step
+    assert per_epoch == {0: 42, 1: 42 - 6}
+    tok = AutoTokenizer.from_pretrained(str(tiny_gpt2))
+    fmt = ChatFormatter(tok, cfg.data.max_length)
+    rows = [
+        r
+        for u in selected_units(uneven_corpus, Selection("validation"))
+        for r in read_unit(u, ["ecg", "messages"])
+    ]
+    answer_tokens = sum(
+        len(fmt.encode(r["messages"])[0]) - len(fmt.prompt_ids(r["messages"])) for r in rows
+    )
+    assert {v["val_tokens"] for v in read_records(run, "validation")} == {answer_tokens}
+    rngs = torch.load(run / "checkpoints" / "step-00000020" / "optim.pt", weights_only=False)["rng"]
+    assert len(rngs) == 2 and not torch.equal(rngs[0]["torch"], rngs[1]["torch"])
