@@ -14,16 +14,17 @@ LINE = re.compile(r"^\s*(?P<module>[\w.]+)\.x[\wǁ]*?__mutmut_\d+: (?P<status>.+
 KILLED = {"killed", "timeout"}
 
 
-def group_settings(pyproject: str, group: str) -> str:
-    """``pyproject`` text with its ``[tool.mutmut]`` narrowed to ``group``'s modules and tests."""
+def group_settings(pyproject: str, group: str, root: Path) -> str:
+    """``pyproject`` text with its ``[tool.mutmut]`` narrowed to ``group``'s modules and to those of
+    its tests that exist under ``root``."""
     spec = tomllib.loads(GROUPS.read_text())[group]
-    existing = [p for p in spec["tests"] if Path(p).exists()]
+    existing = [p for p in spec["tests"] if (root / p).exists()]
+    if not existing:
+        raise SystemExit(f"mutation group {group}: none of its tests exist under {root}")
     head, sep, tail = pyproject.partition("[tool.mutmut]\n")
     if not sep:
         raise SystemExit("pyproject.toml has no [tool.mutmut] section")
-    kept = [line for line in tail.splitlines(keepends=True)]
-    body = "".join(kept)
-    body = re.sub(r"only_mutate = \[.*?\]\n", "", body, flags=re.S)
+    body = re.sub(r"only_mutate = \[.*?\]\n", "", tail, flags=re.S)
     body = re.sub(r"pytest_add_cli_args_test_selection = \[.*?\]\n", "", body, flags=re.S)
     return (
         head
@@ -58,7 +59,7 @@ def main(argv: list[str]) -> None:
         print(" ".join(tomllib.loads(GROUPS.read_text())))
     elif argv[0] == "settings":
         path = Path(argv[2])
-        path.write_text(group_settings(path.read_text(), argv[1]))
+        path.write_text(group_settings(path.read_text(), argv[1], path.parent))
     elif argv[0] == "scores":
         lines = [line for f in argv[1:] for line in Path(f).read_text().splitlines()]
         print(json.dumps(scores(lines), indent=2, ensure_ascii=False))
