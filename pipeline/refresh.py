@@ -187,6 +187,7 @@ class RefreshPlan:
     stale_shards: list[str]
     has_previous: bool
     history: list[RefreshRecord] = field(default_factory=list)
+    previous_shards: list[str] = field(default_factory=list)  # the last manifest's shards
 
     @property
     def nothing_to_do(self) -> bool:
@@ -218,7 +219,8 @@ def plan_refresh(
         else:
             done.append(result)
     planned = {u.relpath for u in units}
-    stale = sorted(f.path for f in previous.files if f.path not in planned) if previous else []
+    previous_shards = sorted(f.path for f in previous.files) if previous else []
+    stale = [p for p in previous_shards if p not in planned]
     return RefreshPlan(
         units=units,
         todo=todo,
@@ -229,6 +231,7 @@ def plan_refresh(
         stale_shards=stale,
         has_previous=previous is not None,
         history=list(previous.refreshes) if previous else [],
+        previous_shards=previous_shards,
     )
 
 
@@ -260,7 +263,8 @@ def finalise_refresh(
         changed_ids=list(plan.changes.changed[:limit]),
         removed_ids=list(plan.changes.removed[:limit]),
         written=written,
-        removed_shards=[p for p in plan.stale_shards if p not in by_path or not by_path[p].rows],
+        # Stale shards, and shards whose unit now keeps no row (its writer deleted the file).
+        removed_shards=[p for p in plan.previous_shards if p not in by_path or not by_path[p].rows],
     )
     return finalise(
         cfg,
