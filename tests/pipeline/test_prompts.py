@@ -8,7 +8,13 @@ removing or renaming an eligible template re-keys the choice, and these values s
 
 from __future__ import annotations
 
-from pipeline.prompts import choose_template, load_catalog, render_pair
+import re
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from pipeline.prompts import Template, choose_template, load_catalog, render, render_pair
 
 PTBXL = {
     "age": 56.0,
@@ -141,3 +147,137 @@ def test_golden_rendered_turns():
     for row_id, turns in GOLDEN_TURNS.items():
         template = choose_template(catalog, row_id, "ptbxl", PTBXL, 0)
         assert render_pair(catalog, template, PTBXL) == turns, row_id
+
+
+# ---------------------------------------------------------------- the template file format
+# A catalog written to a temporary folder: what the parser accepts, what it rejects (with the
+# reason), and how the text renders.
+
+ANSWER = "{#-\nid: a\ntask: answer\nregister: plain\norigin: hand-written\n-#}\n{{ report }}\n"
+QUESTION_FORMS = {
+    # the catalog's form: whitespace-control comment, body on its own line, final newline
+    "dashed": "{#-\nid: q\ntask: report_generation\nanswer: a\nregister: terse\n"
+    "sources: [ptbxl]\nrequires: [age]\norigin: MEIT, Table X\n-#}\nDescribe this ECG.\n",
+    "spaced": "{# id: q\ntask: report_generation\nanswer: a\nregister: terse\n"
+    "sources: [ptbxl]\nrequires: [age]\norigin: MEIT, Table X #}\nDescribe this ECG.",
+    # no space after the opening mark, body on the comment's line
+    "tight": "{#id: q\ntask: report_generation\nanswer: a\nregister: terse\n"
+    "sources: [ptbxl]\nrequires: [age]\norigin: MEIT, Table X#}Describe this ECG.",
+}
+
+
+def write_catalog(root: Path, files: dict[str, str]) -> Path:
+    """Write ``files`` (relative path -> text) under ``root``; returns ``root``."""
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize("form", sorted(QUESTION_FORMS))
+def test_template_file_metadata_and_body(tmp_path, form):
+    """Each comment form gives the same metadata (verbatim, to the last character) and the same
+    body: the newline after the comment and the file's final newline are not instruction text."""
+    root = write_catalog(
+        tmp_path, {"answers/a.j2": ANSWER, "report_generation/q.j2": QUESTION_FORMS[form]}
+    )
+    catalog = load_catalog(root)
+    assert [t.id for t in catalog.templates] == ["a", "q"]
+    q = catalog.by_id("q")
+    assert q == Template(
+        id="q",
+        task="report_generation",
+        register="terse",
+        origin="MEIT, Table X",
+        source_text=q.source_text,
+        path="report_generation/q.j2",
+        sources=("ptbxl",),
+        requires=("age",),
+        answer="a",
+    )
+    assert q.source_text.rstrip("\n") == "Describe this ECG."
+    assert catalog.by_id("a").answer is None and catalog.by_id("a").path == "answers/a.j2"
+    context = {"age": 60, "report": "sinus rhythm."}
+    assert render_pair(catalog, q, context) == ("Describe this ECG.", "sinus rhythm.")
+
+
+def test_a_jinja_comment_in_the_body_is_not_metadata(tmp_path):
+    question = QUESTION_FORMS["dashed"].replace("Describe", "{# reviewer: keep short #}Describe")
+    root = write_catalog(tmp_path, {"a.j2": ANSWER, "q.j2": question})
+    catalog = load_catalog(root)
+    assert catalog.by_id("q").origin == "MEIT, Table X"
+    assert render(catalog, catalog.by_id("q"), {}) == "Describe this ECG."
+
+
+def test_reports_render_verbatim_and_strictly(tmp_path):
+    """No HTML escaping of report text (``<``, ``>``, ``&`` are common in ECG reports), and a
+    variable the record lacks is an error, not an empty string."""
+    root = write_catalog(tmp_path, {"a.j2": ANSWER, "q.j2": QUESTION_FORMS["dashed"]})
+    catalog = load_catalog(root)
+    report = "QTc > 470 ms & ST depression <1 mm; 'borderline' \"ECG\""
+    assert render(catalog, catalog.by_id("a"), {"report": report}) == report
+    with pytest.raises(jinja2.UndefinedError, match="'report' is undefined"):
+        render(catalog, catalog.by_id("a"), {})
+
+
+BAD_TEMPLATES = {
+    "no metadata comment": (
+        "Describe this ECG.",
+        "bad.j2: a template must start with a {# metadata #} comment",
+    ),
+    "missing keys": (
+        "{#-\nid: q\ntask: report_generation\nanswer: a\n-#}\nDescribe.",
+        "bad.j2: metadata lacks ['origin', 'register']",
+    ),
+    "unknown keys": (
+        "{#-\nid: q\ntask: t\nregister: r\norigin: o\nanswer: a\ncolour: red\nlang: en\n-#}\nx",
+        "bad.j2: unknown metadata keys ['colour', 'lang']",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TEMPLATES))
+def test_malformed_template_is_rejected_with_its_reason(tmp_path, case):
+    text, message = BAD_TEMPLATES[case]
+    root = write_catalog(tmp_path, {"a.j2": ANSWER, "bad.j2": text})
+    with pytest.raises(ValueError) as err:
+        load_catalog(root)
+    assert str(err.value) == f"{root}/{message}"
+
+
+def test_catalog_rejects_duplicate_ids_and_unknown_answers(tmp_path):
+    dup = write_catalog(
+        tmp_path / "dup",
+        {"a.j2": ANSWER, "x/q.j2": QUESTION_FORMS["dashed"], "y/q.j2": QUESTION_FORMS["spaced"]},
+    )
+    with pytest.raises(ValueError, match=re.escape("duplicate template ids: ['q']")):
+        load_catalog(dup)
+    orphan = write_catalog(tmp_path / "orphan", {"q.j2": QUESTION_FORMS["dashed"]})
+    with pytest.raises(ValueError) as err:
+        load_catalog(orphan)
+    assert str(err.value) == "q.j2: answer template 'a' not in the catalog"
+
+
+def test_lookup_and_choice_failures_name_what_is_missing(tmp_path):
+    root = write_catalog(tmp_path, {"a.j2": ANSWER, "q.j2": QUESTION_FORMS["dashed"]})
+    catalog = load_catalog(root)
+    with pytest.raises(KeyError) as err:
+        catalog.by_id("nope")
+    assert err.value.args == ("nope",)
+    with pytest.raises(ValueError) as err:
+        choose_template(catalog, "mimic/1", "mimic", {"age": 60}, 0)
+    assert str(err.value) == "no report_generation template applies to a mimic record"
+    with pytest.raises(ValueError) as err:
+        render_pair(catalog, catalog.by_id("a"), {"report": "x"})
+    assert str(err.value) == "template a names no answer template"
+
+
+@pytest.mark.parametrize("missing", [None, [], ""])
+def test_a_required_fact_that_is_empty_makes_a_template_ineligible(missing):
+    t = Template("t", "rhythm", "terse", "o", "", "t.j2", ("ptbxl",), ("age", "rhythm_statements"))
+    assert t.applies_to("ptbxl", {"age": 60, "rhythm_statements": ["sinus rhythm"]})
+    assert t.applies_to("ptbxl", {"age": 0, "rhythm_statements": ["sinus rhythm"]})
+    assert not t.applies_to("mimic", {"age": 60, "rhythm_statements": ["sinus rhythm"]})
+    assert not t.applies_to("ptbxl", {"age": 60, "rhythm_statements": missing})
+    assert not t.applies_to("ptbxl", {"rhythm_statements": ["sinus rhythm"]})

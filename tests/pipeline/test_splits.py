@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.config import SplitConfig
 from pipeline.shards import shard_bucket
 from pipeline.sources.mimic import prepare_mimic
 from pipeline.sources.ptbxl import prepare_ptbxl
 from pipeline.splits import assign_splits, audit_splits, fold_split, hash_split, stable_unit
+from schemas import SPLITS
 
 
 def test_ptbxl_folds_give_the_recommended_split(ptbxl_sample):
@@ -149,3 +154,95 @@ def test_golden_ptbxl_fold_rule(ptbxl_sample):
 
 def test_golden_shard_buckets():
     assert {k: shard_bucket(k, 8) for k in GOLDEN_BUCKETS} == GOLDEN_BUCKETS
+
+
+# ---------------------------------------------------------------- edges of the rules
+
+
+def expected_hash_split(key: str, fractions: dict[str, float], seed: int) -> str:
+    """The documented rule: the split whose half-open cumulative interval [lo, hi) holds the
+    key's stable unit, in SPLITS order; a unit beyond the last edge goes to the last split."""
+    u, edge = stable_unit("split", key, seed), 0.0
+    for split in SPLITS:
+        edge += fractions.get(split, 0.0)
+        if u < edge:
+            return split
+    return SPLITS[-1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    weights=st.lists(st.integers(0, 4), min_size=3, max_size=3),
+    drop=st.sets(st.sampled_from(SPLITS), max_size=2),
+    scale=st.sampled_from([1.0, 0.5]),
+    seed=st.integers(0, 3),
+)
+def test_hash_split_follows_the_cumulative_fractions(weights, drop, scale, seed):
+    """Any fractions, a split left out of them (it gets nobody), fractions that sum below 1 (the
+    remainder goes to the last split, ``test``): every key lands where the rule says."""
+    kept = {s: w for s, w in zip(SPLITS, weights, strict=True) if s not in drop}
+    total = sum(kept.values())
+    fractions = {s: scale * w / total if total else 0.0 for s, w in kept.items()}
+    keys = [str(10000000 + i) for i in range(150)]
+    got = [hash_split(k, fractions, seed) for k in keys]
+    assert got == [expected_hash_split(k, fractions, seed) for k in keys]
+    if total and scale == 1.0:  # fractions sum to 1: a split with no fraction gets nobody
+        assert set(got) == {s for s in SPLITS if fractions.get(s, 0.0) > 0}
+    else:  # a remainder: it goes to the last split
+        assert "test" in got
+
+
+def test_hash_split_intervals_are_half_open():
+    """A key whose unit lies exactly on an edge belongs to the next split: [lo, hi)."""
+    u = stable_unit("split", "15709", 0)
+    assert u == GOLDEN_UNITS[("split", "15709", 0)]
+    on_edge = {"train": u, "validation": 1.0 - u, "test": 0.0}
+    assert hash_split("15709", on_edge, 0) == "validation"
+    just_above = {"train": math.nextafter(u, 1.0), "validation": 1.0 - u, "test": 0.0}
+    assert hash_split("15709", just_above, 0) == "train"
+
+
+def test_a_split_left_out_of_the_fractions_gets_no_patient():
+    """A config without a validation split (90 / 0 / 10): nobody goes to validation, and the
+    patients are split between train and test at the cumulative edge."""
+    cfg = SplitConfig(hash_fractions={"train": 0.9, "test": 0.1})
+    frame = pl.DataFrame({"patient_id": [str(i) for i in range(2000)]})
+    frame = frame.with_columns(pl.col("patient_id").alias("record_id"))
+    split = assign_splits(frame, "mimic", cfg)
+    counts = split["split"].value_counts().sort("split").rows()
+    assert dict(counts).keys() == {"train", "test"}
+    assert abs(dict(counts)["test"] / 2000 - 0.1) < 0.02
+
+
+def test_hash_split_remainder_goes_to_the_last_split():
+    """Fractions that sum below 1: units beyond the last edge go to test, never validation."""
+    keys = [str(i) for i in range(400)]
+    got = {k: hash_split(k, {"train": 0.25, "validation": 0.25}, 0) for k in keys}
+    units = {k: stable_unit("split", k, 0) for k in keys}
+    assert {k for k, s in got.items() if s == "test"} == {k for k in keys if units[k] >= 0.5}
+    assert {k for k, s in got.items() if s == "validation"} == {
+        k for k in keys if 0.25 <= units[k] < 0.5
+    }
+
+
+def test_unassigned_folds_give_a_null_string_split():
+    """A PTB-XL frame none of whose folds is assigned (fold 0, fold 11, a missing fold): every
+    split is null (rejected later as ``no_split``) and the column stays a String column."""
+    frame = pl.DataFrame({"strat_fold": [0, 11, None], "record_id": ["a", "b", "c"]})
+    split = assign_splits(frame, "ptbxl", SplitConfig())
+    assert split.schema["split"] == pl.String
+    assert split["split"].to_list() == [None, None, None]
+
+
+def test_audit_mode_labels_the_leaking_split():
+    """The audit carries its split mode; only MEIT's record-level mode leaks by design."""
+    frame = pl.DataFrame({"patient_id": ["p", "p", "q"], "split": ["train", "test", None]})
+    patient = audit_splits(frame)
+    assert (patient.mode, patient.leaks_by_design) == ("patient", False)
+    assert patient.leaking_patients == 1 and patient.patients == {
+        "train": 1,
+        "validation": 0,
+        "test": 1,
+    }
+    meit = audit_splits(frame, "meit")
+    assert (meit.mode, meit.leaks_by_design) == ("meit", True)
