@@ -1,0 +1,486 @@
+"""The build's fingerprint / plan / resume / refresh logic (pipeline/refresh.py), without Prefect.
+
+Fingerprints are pinned by golden values (a change re-keys every unit, so a refresh over an older
+corpus would rewrite it all); plans are checked against corpora built from the real PTB-XL sample;
+refreshes are proven by what they record and by the files they did not touch.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import hashlib
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.build import PROGRESS_DIR, Rejection, SourceInput, discover
+from pipeline.config import BuildConfig
+from pipeline.corpus import MANIFEST, read_manifest, validate_corpus
+from pipeline.refresh import (
+    FINGERPRINTS,
+    Changes,
+    RefreshPlan,
+    diff_fingerprints,
+    finalise_refresh,
+    fingerprint_table,
+    input_fingerprints,
+    plan_refresh,
+    read_fingerprints,
+    read_previous_manifest,
+    record_fingerprint,
+    refresh_corpus,
+    rejection_fingerprint,
+)
+from pipeline.splits import SplitAudit
+from schemas.manifest import RefreshRecord
+
+SHARDS = 16  # most of the sample's records then sit alone in their shard
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """A one-thread executor that counts what it was given (proves a pool was used)."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.maps = 0
+        self.submits = 0
+
+    def map(self, *args, **kwargs):
+        self.maps += 1
+        return super().map(*args, **kwargs)
+
+    def submit(self, *args, **kwargs):
+        self.submits += 1
+        return super().submit(*args, **kwargs)
+
+
+def config(root: Path, out: Path, **extra) -> BuildConfig:
+    return BuildConfig(ptbxl=root, out=out, workers=1, shards_per_split=SHARDS, **extra)
+
+
+def tree_state(corpus: Path) -> dict[str, tuple[int, int, str]]:
+    """Every file under ``corpus``: (inode, mtime_ns, sha256); any write changes it."""
+    return {
+        p.relative_to(corpus).as_posix(): (
+            p.stat().st_ino,
+            p.stat().st_mtime_ns,
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+        )
+        for p in sorted(corpus.rglob("*"))
+        if p.is_file()
+    }
+
+
+def edit_database(root: Path, edit) -> None:
+    """Rewrite ``ptbxl_database.csv`` with ``edit(rows) -> rows``."""
+    db = root / "ptbxl_database.csv"
+    with open(db, newline="") as f:
+        rows = list(csv.DictReader(f))
+    fields = list(rows[0])
+    with open(db, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(edit(rows))
+
+
+def shard_of(plan: RefreshPlan) -> dict[str, str]:
+    """Row id -> the shard its unit writes."""
+    return {f"{u.source}/{r['record_id']}": u.relpath for u in plan.units for r in u.records}
+
+
+@pytest.fixture(scope="module")
+def built(ptbxl_sample, tmp_path_factory) -> tuple[BuildConfig, RefreshPlan]:
+    """The real sample built once (read only: tests copy the corpus, never the inputs, since the
+    input folder is part of the config hash), with the plan that built it."""
+    tmp = tmp_path_factory.mktemp("built")
+    shutil.copytree(ptbxl_sample, tmp / "ptbxl")
+    cfg = config(tmp / "ptbxl", tmp / "corpus")
+    outcome = refresh_corpus(cfg, mode="full")
+    return cfg, outcome.plan
+
+
+@pytest.fixture
+def corpus_copy(built, tmp_path) -> BuildConfig:
+    """The config of a private copy of the built corpus (same inputs, so the same unit keys)."""
+    cfg, _ = built
+    shutil.copytree(cfg.out, tmp_path / "corpus")
+    return cfg.model_copy(update={"out": tmp_path / "corpus"})
+
+
+# ---------------------------------------------------------------- fingerprints
+
+ROW = {
+    "record_id": "6001",
+    "patient_id": "5028",
+    "path": "records500/06000/06001_hr",
+    "report": "sinus rhythm. normal ecg.",
+    "strat_fold": 3,
+}
+
+# Golden fingerprints: update only on purpose, with the reason in the commit message (a change
+# re-keys every unit, so the first refresh after it rewrites every shard of every corpus).
+GOLDEN_FINGERPRINTS = {
+    "real record": "24f4b96b54088b4790629f839f81af0f",
+    "no path": "404b1e94e10b425f7ef5166b28f96a82",
+    "empty path": "6fa570e54820ff0bf88e7fce82c922ba",
+    "path outside the root": "859619289fdc90afb52649c6a29dc947",
+    "no header": "269ee80bea78ba459e5ec51d34540623",
+    "data file missing": "eed54b52fb4f4075578613f842b6ce3e",
+}
+GOLDEN_REJECTION = "b10b4654f5fdde7b613ce7d5f7ebb3356a7b25ae2a248ffe9b6da659341c5bfd"
+
+
+def fingerprint_cases(root: Path) -> dict[str, str]:
+    return {
+        "real record": record_fingerprint(root, ROW),
+        "no path": record_fingerprint(root, {k: v for k, v in ROW.items() if k != "path"}),
+        "empty path": record_fingerprint(root, {**ROW, "path": ""}),
+        "path outside the root": record_fingerprint(root, {**ROW, "path": "../06000/06001_hr"}),
+        "no header": record_fingerprint(root, {**ROW, "path": "records500/06000/06003_hr"}),
+        "data file missing": record_fingerprint(root, {**ROW, "path": "records500/06000/06009_hr"}),
+    }
+
+
+@pytest.fixture
+def one_record(ptbxl_sample, tmp_path) -> Path:
+    """A dataset root holding the real record 06001 and a copy of its header alone (06009)."""
+    folder = tmp_path / "root" / "records500" / "06000"
+    folder.mkdir(parents=True)
+    for suffix in (".hea", ".dat"):
+        shutil.copyfile(
+            ptbxl_sample / f"records500/06000/06001_hr{suffix}", folder / f"06001_hr{suffix}"
+        )
+    header = (folder / "06001_hr.hea").read_text().replace("06001_hr", "06009_hr")
+    (folder / "06009_hr.hea").write_text(header)
+    return tmp_path / "root"
+
+
+def test_golden_record_fingerprints(one_record):
+    assert fingerprint_cases(one_record) == GOLDEN_FINGERPRINTS
+    assert rejection_fingerprint("ptbxl", "6003", "no_split", "fold 0") == GOLDEN_REJECTION
+
+
+def test_fingerprint_covers_metadata_header_and_every_data_file(tmp_path):
+    """A two-file record (a header naming two signal files, a non-UTF-8 byte in a comment)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    header = (
+        b"rec 2 500 4\nrec_a.dat 16 200 16 0 0 0 0 I\nrec_b.dat 16 200 16 0 0 0 0 II\n"
+        b"# Befund: \xe4\n"
+    )
+    (root / "rec.hea").write_bytes(header)
+    (root / "rec_a.dat").write_bytes(bytes(range(8)))
+    (root / "rec_b.dat").write_bytes(bytes(range(8, 16)))
+    row = {"record_id": "r", "path": "rec", "time": datetime.datetime(2180, 1, 1, 8, 0)}
+    base = record_fingerprint(root, row)
+
+    # Key order and private (underscore) columns do not count; every metadata value does.
+    assert record_fingerprint(root, dict(reversed(row.items()))) == base
+    assert record_fingerprint(root, {**row, "_key": 7, "_shard": "x"}) == base
+    later = {**row, "time": datetime.datetime(2180, 1, 1, 8, 1)}
+    assert record_fingerprint(root, later) != base
+    assert record_fingerprint(root, {**row, "record_id": "s"}) != base
+
+    seen = {base}
+    for name, edit in [
+        ("rec.hea", lambda b: b.replace(b"\xe4", b"\xe5")),
+        ("rec_a.dat", lambda b: b[:-1] + b"\xff"),
+        ("rec_b.dat", lambda b: b"\x00" + b[1:]),
+    ]:
+        original = (root / name).read_bytes()
+        (root / name).write_bytes(edit(original))
+        changed = record_fingerprint(root, row)
+        assert changed not in seen, name
+        seen.add(changed)
+        (root / name).write_bytes(original)
+    assert record_fingerprint(root, row) == base
+    # Swapping the two data files' contents changes it too (file names are hashed).
+    a, b = (root / "rec_a.dat").read_bytes(), (root / "rec_b.dat").read_bytes()
+    (root / "rec_a.dat").write_bytes(b)
+    (root / "rec_b.dat").write_bytes(a)
+    assert record_fingerprint(root, row) not in seen
+
+
+def test_rejection_fingerprint_depends_on_every_field():
+    base = ("ptbxl", "6003", "no_split", "fold 0")
+    prints = {rejection_fingerprint(*base)}
+    for i, other in enumerate(("mimic", "6004", "missing_file", "fold 11")):
+        prints.add(rejection_fingerprint(*base[:i], other, *base[i + 1 :]))
+    assert len(prints) == 5
+
+
+def test_input_fingerprints_cover_every_record_and_rejection():
+    """More rows than one fingerprinting chunk, two sources, metadata rejections; the same
+    mapping with or without a pool, and the pool does the hashing when it is given."""
+    rows = pl.DataFrame(
+        {
+            "record_id": [str(i) for i in range(1234)],
+            "path": [None] * 1234,
+            "report": [f"report {i}" for i in range(1234)],
+        }
+    )
+    audit = SplitAudit(patients={}, leaking_patients=0)
+    rejected = (Rejection("mimic", "77", "missing_file", "no record path"),)
+    sources = [
+        SourceInput("ptbxl", "/nowhere", rows, (), audit, 1234),
+        SourceInput("mimic", "/nowhere", rows.head(3), rejected, audit, 4),
+    ]
+    expected = {
+        f"ptbxl/{r['record_id']}": record_fingerprint("/nowhere", r) for r in rows.to_dicts()
+    }
+    expected.update(
+        {
+            f"mimic/{r['record_id']}": record_fingerprint("/nowhere", r)
+            for r in rows.head(3).to_dicts()
+        }
+    )
+    expected["mimic/77"] = rejection_fingerprint("mimic", "77", "missing_file", "no record path")
+    serial = input_fingerprints(sources)
+    assert serial == expected and list(serial) == sorted(expected)
+    with CountingExecutor() as pool:
+        assert input_fingerprints(sources, pool) == expected
+    assert pool.maps == 1 and pool.submits == 3 + 1  # 1234 rows in chunks of 500, 3 rows
+
+
+def test_fingerprint_table_is_sorted_and_typed():
+    table = fingerprint_table({"ptbxl/2": "b", "mimic/9": "c", "ptbxl/10": "a"})
+    assert table.schema.names == ["id", "fingerprint"]
+    assert [str(t) for t in table.schema.types] == ["string", "string"]
+    assert table.to_pydict() == {
+        "id": ["mimic/9", "ptbxl/10", "ptbxl/2"],
+        "fingerprint": ["c", "a", "b"],
+    }
+
+
+# ---------------------------------------------------------------- diff and plan
+
+prints = st.dictionaries(st.sampled_from("abcdefgh"), st.sampled_from("xyz"), max_size=8)
+
+
+@settings(max_examples=80, deadline=None)
+@given(old=prints, new=prints)
+def test_diff_sorts_every_id_into_exactly_one_kind(old, new):
+    changes = diff_fingerprints(old, new)
+    unchanged = {k for k in new if k in old and old[k] == new[k]}
+    kinds = [set(changes.added), set(changes.changed), set(changes.removed), unchanged]
+    assert sum(len(k) for k in kinds) == len(set(old) | set(new))
+    assert set().union(*kinds) == set(old) | set(new)
+    assert set(changes.added) <= set(new) - set(old)
+    assert set(changes.removed) <= set(old) - set(new)
+    assert all(old[k] != new[k] for k in changes.changed)
+    for ids in (changes.added, changes.changed, changes.removed):
+        assert isinstance(ids, tuple) and list(ids) == sorted(ids)
+    assert changes.any == (old != new)
+    assert diff_fingerprints(None, new) == Changes(added=tuple(sorted(new)))
+
+
+def quiet_plan(**update) -> RefreshPlan:
+    """A plan over an existing corpus with nothing to do, with ``update`` applied."""
+    plan = RefreshPlan(
+        units=[],
+        todo=[],
+        done=[],
+        changes=Changes(),
+        fingerprints={},
+        config_changed=False,
+        stale_shards=[],
+        has_previous=True,
+    )
+    return dataclasses.replace(plan, **update)
+
+
+def test_nothing_to_do_needs_every_condition():
+    assert quiet_plan().nothing_to_do
+    for update in [
+        {"has_previous": False},
+        {"todo": ["unit"]},
+        {"stale_shards": ["ptbxl/train-00000-of-00002.parquet"]},
+        {"changes": Changes(added=("ptbxl/1",))},
+        {"changes": Changes(changed=("ptbxl/1",))},
+        {"changes": Changes(removed=("ptbxl/1",))},
+        {"config_changed": True},
+    ]:
+        assert not quiet_plan(**update).nothing_to_do, update
+
+
+def test_plan_of_a_new_and_of_an_unchanged_corpus(built, tmp_path):
+    cfg, first = built
+    sources = discover(cfg)
+    fresh = plan_refresh(cfg.model_copy(update={"out": tmp_path / "new"}), sources)
+    assert not fresh.has_previous and fresh.config_changed and not fresh.nothing_to_do
+    assert fresh.todo == fresh.units and fresh.done == [] and len(fresh.units) == 8
+    assert fresh.changes == Changes(added=tuple(sorted(fresh.fingerprints)))
+    assert (fresh.stale_shards, fresh.previous_shards, fresh.history) == ([], [], [])
+    assert fresh.units == first.units and fresh.fingerprints == first.fingerprints
+
+    manifest = read_manifest(cfg.out)
+    with CountingExecutor() as pool:
+        again = plan_refresh(cfg, sources, pool)
+    assert pool.maps == 1  # the inputs were fingerprinted on the given pool
+    assert again.nothing_to_do and again.has_previous and not again.config_changed
+    assert again.todo == [] and [r.key for r in again.done] == [u.key for u in again.units]
+    assert [r.path for r in again.done] == [u.relpath for u in again.units]
+    assert again.changes == Changes() and again.stale_shards == []
+    assert again.previous_shards == sorted(f.path for f in manifest.files)
+    assert again.history == manifest.refreshes and len(again.history) == 1
+    assert again.fingerprints == read_fingerprints(cfg.out, manifest)
+
+
+def test_plan_sees_config_changes_stale_shards_and_lost_work(corpus_copy):
+    cfg = corpus_copy
+    sources = discover(cfg)
+    old = sorted(f.path for f in read_manifest(cfg.out).files)
+
+    fewer = plan_refresh(cfg.model_copy(update={"shards_per_split": 2}), sources)
+    assert fewer.config_changed and fewer.todo == fewer.units and fewer.done == []
+    planned = {u.relpath for u in fewer.units}
+    assert fewer.stale_shards == [p for p in old if p not in planned] and fewer.stale_shards
+    assert fewer.previous_shards == old and not fewer.changes.any
+
+    batched = plan_refresh(cfg.model_copy(update={"batch_size": 8}), sources)
+    assert batched.config_changed and not batched.stale_shards and not batched.nothing_to_do
+
+    # A lost completion record: that unit is redone, every other one is kept.
+    units = plan_refresh(cfg, sources).units
+    lost = units[3]
+    (cfg.out / PROGRESS_DIR / f"{lost.relpath}.json").unlink()
+    plan = plan_refresh(cfg, sources)
+    assert plan.todo == [lost] and [r.path for r in plan.done] == [
+        u.relpath for u in units if u != lost
+    ]
+    assert not plan.nothing_to_do and not plan.changes.any and not plan.config_changed
+
+    # Damaged fingerprints: every record counts as added (the plan cannot tell what changed).
+    table = cfg.out / FINGERPRINTS
+    table.write_bytes(table.read_bytes()[:-1] + b"\0")
+    assert plan_refresh(cfg, sources).changes.added == tuple(sorted(plan.fingerprints))
+
+
+def test_previous_state_is_none_when_missing_or_damaged(corpus_copy, tmp_path):
+    out = corpus_copy.out
+    manifest = read_previous_manifest(out)
+    assert manifest == read_manifest(out)
+    stored = read_fingerprints(out, manifest)
+    assert stored is not None and len(stored) == 9
+    assert read_fingerprints(out, None) is None
+    assert read_fingerprints(out, manifest.model_copy(update={"fingerprints": None})) is None
+    (out / FINGERPRINTS).write_bytes((out / FINGERPRINTS).read_bytes() + b"\0")
+    assert read_fingerprints(out, manifest) is None  # checksum mismatch
+    (out / FINGERPRINTS).unlink()
+    assert read_fingerprints(out, manifest) is None
+    (out / FINGERPRINTS).mkdir()
+    assert read_fingerprints(out, manifest) is None  # not a file
+
+    assert read_previous_manifest(tmp_path / "nowhere") is None
+    (out / MANIFEST).write_text("{not json")
+    assert read_previous_manifest(out) is None
+    (out / MANIFEST).write_text('{"schema_version": "1"}')
+    assert read_previous_manifest(out) is None
+
+
+# ---------------------------------------------------------------- refresh
+
+
+def test_refresh_records_what_it_changed(ptbxl_sample, tmp_path):
+    """Change one record's report, empty another's (its shard loses its only row),
+    remove a third; the refresh rewrites exactly their shards, records it, and keeps the rest."""
+    root = tmp_path / "ptbxl"
+    shutil.copytree(ptbxl_sample, root)
+    cfg = config(root, tmp_path / "corpus")
+    first = refresh_corpus(cfg, mode="full").plan
+    shards = shard_of(first)
+    alone = sorted(r for r, s in shards.items() if list(shards.values()).count(s) == 1)
+    changed, emptied, removed = "ptbxl/6005", "ptbxl/6006", "ptbxl/6007"
+    assert {changed, emptied, removed} <= set(alone)
+    before = tree_state(cfg.out)
+
+    reports = {"6005": "sinus rhythm. no change since the last ecg.", "6006": ""}
+    edit_database(
+        root,
+        lambda rows: [
+            {**r, "report": reports.get(r["ecg_id"], r["report"])}
+            for r in rows
+            if r["ecg_id"] != "6007"
+        ],
+    )
+    planned, done = [], []
+    with CountingExecutor() as pool:
+        outcome = refresh_corpus(cfg, executor=pool, on_done=done.append, on_plan=planned.append)
+    assert pool.submits == 1 + 2  # fingerprints (one chunk), then the two redone units
+    assert planned == [2] and sorted(r.path for r in done) == sorted(
+        [shards[changed], shards[emptied]]
+    )
+    assert outcome.written == [shards[changed]]
+    assert not (cfg.out / shards[emptied]).exists() and not (cfg.out / shards[removed]).exists()
+    record = outcome.manifest.refreshes[-1]
+    assert record == RefreshRecord(
+        sequence=2,
+        mode="refresh",
+        config_changed=False,
+        changed=2,
+        removed=1,
+        changed_ids=[changed, emptied],
+        removed_ids=[removed],
+        written=[shards[changed]],
+        removed_shards=sorted([shards[emptied], shards[removed]]),
+    )
+    assert read_manifest(cfg.out) == outcome.manifest and validate_corpus(cfg.out) == []
+    after = tree_state(cfg.out)
+    redone = {shards[changed], shards[emptied], shards[removed]}
+    for path, state in before.items():
+        shard = path.removeprefix(f"{PROGRESS_DIR}/").removesuffix(".json")
+        if shard.startswith("ptbxl/") and shard not in redone:
+            assert after[path] == state, path  # not rewritten: same inode, mtime and bytes
+
+
+def test_unchanged_refresh_writes_nothing_and_full_finalises(corpus_copy):
+    cfg = corpus_copy
+    before = tree_state(cfg.out)
+    calls = []
+    noop = refresh_corpus(cfg, on_done=calls.append, on_plan=calls.append)
+    assert noop.manifest is None and noop.written == [] and noop.plan.nothing_to_do
+    assert calls == [] and tree_state(cfg.out) == before
+
+    with CountingExecutor() as pool:
+        full = refresh_corpus(cfg, executor=pool, mode="full", on_plan=calls.append)
+    assert pool.maps == 1 and pool.submits == 1  # fingerprints only: every unit was done
+    assert calls == [0] and full.written == []
+    assert full.manifest.refreshes[-1] == RefreshRecord(sequence=2, mode="full")
+    assert [(f.path, f.sha256) for f in full.manifest.files] == [
+        (f.path, f.sha256) for f in read_manifest(cfg.out).files
+    ]
+    shards = {p: s for p, s in before.items() if p.endswith(".parquet") and "/" in p}
+    assert {p: tree_state(cfg.out)[p] for p in shards} == shards
+
+
+def test_refresh_history_keeps_at_most_id_limit_ids(corpus_copy):
+    """The counts are exact; each id list keeps its first ``RefreshRecord.ID_LIMIT`` ids."""
+    cfg = corpus_copy
+    sources = discover(cfg)
+    limit = RefreshRecord.ID_LIMIT
+    ids = [f"mimic/{40000000 + i}" for i in range(limit + 5)]
+    plan = dataclasses.replace(
+        plan_refresh(cfg, sources),
+        changes=Changes(added=tuple(ids), changed=tuple(ids[:-2]), removed=tuple(ids[:3])),
+        config_changed=True,
+    )
+    manifest = finalise_refresh(cfg, sources, plan, [], mode="full")
+    record = manifest.refreshes[-1]
+    assert (record.sequence, record.mode, record.config_changed) == (2, "full", True)
+    assert (record.added, record.changed, record.removed) == (limit + 5, limit + 3, 3)
+    assert record.added_ids == ids[:limit] and record.changed_ids == ids[:limit]
+    assert record.removed_ids == ids[:3]
+    assert manifest.refreshes[:-1] == plan.history
+
+
+def test_refresh_needs_an_input(tmp_path):
+    with pytest.raises(ValueError) as err:
+        refresh_corpus(BuildConfig(out=tmp_path / "corpus"))
+    assert str(err.value) == "no input: give a PTB-XL and/or a MIMIC-IV-ECG folder"
