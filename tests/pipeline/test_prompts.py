@@ -8,6 +8,7 @@ removing or renaming an eligible template re-keys the choice, and these values s
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -281,3 +282,13 @@ def test_a_required_fact_that_is_empty_makes_a_template_ineligible(missing):
     assert not t.applies_to("mimic", {"age": 60, "rhythm_statements": ["sinus rhythm"]})
     assert not t.applies_to("ptbxl", {"age": 60, "rhythm_statements": missing})
     assert not t.applies_to("ptbxl", {"rhythm_statements": ["sinus rhythm"]})
+
+
+def test_templates_are_read_as_utf8_whatever_the_locale(tmp_path, monkeypatch):
+    """A template with non-ASCII text reads the same under a Latin-1 default encoding (a
+    Windows-like locale, simulated: Python's default text encoding is looked up per call)."""
+    question = QUESTION_FORMS["dashed"].replace("Describe this ECG.", "Amplitudes in µV: describe.")
+    root = write_catalog(tmp_path, {"a.j2": ANSWER, "q.j2": question})
+    monkeypatch.setattr(io, "text_encoding", lambda encoding, stacklevel=2: encoding or "latin-1")
+    catalog = load_catalog(root)
+    assert render(catalog, catalog.by_id("q"), {}) == "Amplitudes in µV: describe."
