@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline import refresh
 from pipeline.build import PROGRESS_DIR, Rejection, SourceInput, discover
 from pipeline.config import BuildConfig
 from pipeline.corpus import MANIFEST, read_manifest, validate_corpus
@@ -29,6 +30,7 @@ from pipeline.refresh import (
     RefreshPlan,
     diff_fingerprints,
     finalise_refresh,
+    fingerprint_rows,
     fingerprint_table,
     input_fingerprints,
     plan_refresh,
@@ -216,9 +218,10 @@ def test_rejection_fingerprint_depends_on_every_field():
     assert len(prints) == 5
 
 
-def test_input_fingerprints_cover_every_record_and_rejection():
-    """More rows than one fingerprinting chunk, two sources, metadata rejections; the same
-    mapping with or without a pool, and the pool does the hashing when it is given."""
+def test_input_fingerprints_cover_every_record_and_rejection(one_record):
+    """More rows than one fingerprinting chunk, two sources (one with a real record under its
+    root), metadata rejections; the same mapping with or without a pool, and the pool does the
+    hashing when it is given."""
     rows = pl.DataFrame(
         {
             "record_id": [str(i) for i in range(1234)],
@@ -226,27 +229,24 @@ def test_input_fingerprints_cover_every_record_and_rejection():
             "report": [f"report {i}" for i in range(1234)],
         }
     )
+    real = pl.DataFrame([ROW, {**ROW, "record_id": "6009", "path": "records500/06000/06009_hr"}])
     audit = SplitAudit(patients={}, leaking_patients=0)
     rejected = (Rejection("mimic", "77", "missing_file", "no record path"),)
     sources = [
         SourceInput("ptbxl", "/nowhere", rows, (), audit, 1234),
-        SourceInput("mimic", "/nowhere", rows.head(3), rejected, audit, 4),
+        SourceInput("mimic", str(one_record), real, rejected, audit, 3),
     ]
     expected = {
         f"ptbxl/{r['record_id']}": record_fingerprint("/nowhere", r) for r in rows.to_dicts()
     }
-    expected.update(
-        {
-            f"mimic/{r['record_id']}": record_fingerprint("/nowhere", r)
-            for r in rows.head(3).to_dicts()
-        }
-    )
+    expected["mimic/6001"] = GOLDEN_FINGERPRINTS["real record"]
+    expected["mimic/6009"] = record_fingerprint(one_record, real.to_dicts()[1])
     expected["mimic/77"] = rejection_fingerprint("mimic", "77", "missing_file", "no record path")
     serial = input_fingerprints(sources)
     assert serial == expected and list(serial) == sorted(expected)
     with CountingExecutor() as pool:
         assert input_fingerprints(sources, pool) == expected
-    assert pool.maps == 1 and pool.submits == 3 + 1  # 1234 rows in chunks of 500, 3 rows
+    assert pool.maps == 1 and pool.submits == 3 + 1  # 1234 rows in chunks of 500, 2 rows
 
 
 def test_fingerprint_table_is_sorted_and_typed():
@@ -310,7 +310,7 @@ def test_nothing_to_do_needs_every_condition():
         assert not quiet_plan(**update).nothing_to_do, update
 
 
-def test_plan_of_a_new_and_of_an_unchanged_corpus(built, tmp_path):
+def test_plan_of_a_new_and_of_an_unchanged_corpus(built, tmp_path, monkeypatch):
     cfg, first = built
     sources = discover(cfg)
     fresh = plan_refresh(cfg.model_copy(update={"out": tmp_path / "new"}), sources)
@@ -321,9 +321,16 @@ def test_plan_of_a_new_and_of_an_unchanged_corpus(built, tmp_path):
     assert fresh.units == first.units and fresh.fingerprints == first.fingerprints
 
     manifest = read_manifest(cfg.out)
+    hashed = []
+    monkeypatch.setattr(
+        refresh,
+        "fingerprint_rows",
+        lambda root, rows: hashed.extend(rows) or fingerprint_rows(root, rows),
+    )
     with CountingExecutor() as pool:
         again = plan_refresh(cfg, sources, pool)
-    assert pool.maps == 1  # the inputs were fingerprinted on the given pool
+    assert pool.maps == 1  # the inputs were fingerprinted on the given pool ...
+    assert len(hashed) == 9  # ... once: every input byte is read once per plan
     assert again.nothing_to_do and again.has_previous and not again.config_changed
     assert again.todo == [] and [r.key for r in again.done] == [u.key for u in again.units]
     assert [r.path for r in again.done] == [u.relpath for u in again.units]
@@ -394,7 +401,9 @@ def test_refresh_records_what_it_changed(ptbxl_sample, tmp_path):
     root = tmp_path / "ptbxl"
     shutil.copytree(ptbxl_sample, root)
     cfg = config(root, tmp_path / "corpus")
-    first = refresh_corpus(cfg, mode="full").plan
+    built_first = refresh_corpus(cfg, mode="full")
+    first, first_record = built_first.plan, built_first.manifest.refreshes[0]
+    assert first_record.sequence == 1 and first_record.added == 9
     shards = shard_of(first)
     alone = sorted(r for r, s in shards.items() if list(shards.values()).count(s) == 1)
     changed, emptied, removed = "ptbxl/6005", "ptbxl/6006", "ptbxl/6007"
@@ -432,6 +441,8 @@ def test_refresh_records_what_it_changed(ptbxl_sample, tmp_path):
         removed_shards=sorted([shards[emptied], shards[removed]]),
     )
     assert read_manifest(cfg.out) == outcome.manifest and validate_corpus(cfg.out) == []
+    assert outcome.manifest.refreshes == [first_record, record]
+    assert read_fingerprints(cfg.out, outcome.manifest) == outcome.plan.fingerprints
     after = tree_state(cfg.out)
     redone = {shards[changed], shards[emptied], shards[removed]}
     for path, state in before.items():
@@ -453,6 +464,7 @@ def test_unchanged_refresh_writes_nothing_and_full_finalises(corpus_copy):
     assert pool.maps == 1 and pool.submits == 1  # fingerprints only: every unit was done
     assert calls == [0] and full.written == []
     assert full.manifest.refreshes[-1] == RefreshRecord(sequence=2, mode="full")
+    assert read_fingerprints(cfg.out, full.manifest) == full.plan.fingerprints
     assert [(f.path, f.sha256) for f in full.manifest.files] == [
         (f.path, f.sha256) for f in read_manifest(cfg.out).files
     ]
@@ -471,9 +483,9 @@ def test_refresh_history_keeps_at_most_id_limit_ids(corpus_copy):
         changes=Changes(added=tuple(ids), changed=tuple(ids[:-2]), removed=tuple(ids[:3])),
         config_changed=True,
     )
-    manifest = finalise_refresh(cfg, sources, plan, [], mode="full")
+    manifest = finalise_refresh(cfg, sources, plan, [])
     record = manifest.refreshes[-1]
-    assert (record.sequence, record.mode, record.config_changed) == (2, "full", True)
+    assert (record.sequence, record.mode, record.config_changed) == (2, "refresh", True)
     assert (record.added, record.changed, record.removed) == (limit + 5, limit + 3, 3)
     assert record.added_ids == ids[:limit] and record.changed_ids == ids[:limit]
     assert record.removed_ids == ids[:3]
