@@ -33,7 +33,7 @@ from pipeline.conditioning import Conditioned, Loaded, condition, load_one
 from pipeline.config import BuildConfig
 from pipeline.corpus import build_corpus, read_manifest
 from pipeline.errors import RecordRejected
-from pipeline.signal import interpolate_nonfinite, normalise
+from pipeline.signal import apply_filters, interpolate_nonfinite, normalise, resample
 from pipeline.sources.demo import write_mimic_record, write_ptbxl_record
 from tests.pipeline.test_corpus import REAL_500HZ, rows_by_id, write_mimic_from_ptbxl
 
@@ -273,6 +273,15 @@ def test_condition_one_record_at_another_rate(record_6000):
     fixed = interpolate_nonfinite(x[None])[0][0]
     expected = scipy.signal.resample_poly(fixed.astype(np.float64), 2, 1, axis=-1)[:, :5000]
     np.testing.assert_allclose(out.ecg[0], expected, rtol=2**-11, atol=1e-6)
+
+
+def test_condition_filters_at_the_batch_rate(record_6000):
+    """Filters are designed for the records' own rate (here 500 Hz), before any resampling."""
+    cfg = BuildConfig(signal={"bandpass_hz": (0.5, 40.0), "notch_hz": 50.0, "fs": 250})
+    out, _ = run([loaded(record_6000, 0), loaded(record_6000 * 0.5, 1)], cfg)
+    x = np.stack([record_6000, record_6000 * 0.5])
+    expected = resample(apply_filters(x, 500.0, cfg.signal), 500.0, 250.0)
+    np.testing.assert_array_equal(out.ecg, expected.astype(np.float16))
 
 
 def test_condition_pads_a_short_record(record_6000):

@@ -171,7 +171,7 @@ def test_saturation_at_either_rail_and_flat_before_saturation(record):
     low_rail = v5.copy()
     low_rail[:150] = v5.min() - 1.0  # 150 samples (3 %) at the minimum
     at_limit = v5.copy()
-    at_limit[:99] = v5.max() + 1.0  # 99 samples (1.98 %) at the new maximum: kept
+    at_limit[:100] = v5.max() + 1.0  # 100 samples, exactly 2 %, at the new maximum: kept
     stuck_then_flat = with_lead(with_lead(record, "I", low_rail), "V6", 0.0)
     batch = np.stack(
         [
@@ -192,12 +192,14 @@ def test_missing_checks_per_lead_with_the_gap_in_seconds_of_the_given_rate(recor
     gap_26 = gaps(record, "aVL", [100], 26)  # 26 samples: 0.104 s at 250 Hz, 0.052 s at 500 Hz
     spread = gaps(record, "V1", range(0, 5000, 100), 6)  # 300 samples = 6 %, each run 6 long
     both = gaps(gaps(record, "V6", [0], 30), "II", range(0, 5000, 100), 6)
-    batch = np.stack([record, gap_26, spread, both])
+    at_limits = gaps(gaps(record, "I", range(0, 5000, 100), 5), "V2", [2000], 50)  # 5 %; 0.1 s
+    batch = np.stack([record, gap_26, spread, both, at_limits])
     assert check_missing(batch, 500, cfg) == [
         None,
         None,
         ("too_much_nan", "lead V1: 6.0% missing, longest gap 6 samples"),
         ("too_much_nan", "lead II: 6.0% missing, longest gap 6 samples"),
+        None,
     ]
     assert check_missing(batch, 250, cfg)[1] == (
         "too_much_nan",
