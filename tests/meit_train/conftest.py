@@ -9,25 +9,16 @@ real GPT-2 BPE. Without torch/transformers/peft the trainer tests skip, except u
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 import warnings
 from pathlib import Path
 
 import pytest
 
-CI = os.environ.get("CI", "") in {"1", "true", "TRUE", "True", "yes"}
+from tests.conftest import need_module
 
 for _name in ("torch", "transformers", "peft"):
-    try:
-        importlib.import_module(_name)
-    except ImportError as _e:
-        if CI:
-            raise RuntimeError(
-                f"{_name} is not installed; under CI the trainer tests need it"
-            ) from _e
-        pytest.skip(f"{_name} not installed (the train extra)", allow_module_level=True)
+    need_module(_name)  # skips here; fails under a truthy CI, where the train extra is installed
 
 TINY_ROWS = {
     ("ptbxl", "train"): 24,
