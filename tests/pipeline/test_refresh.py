@@ -13,6 +13,7 @@ import datetime
 import hashlib
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -496,3 +497,28 @@ def test_refresh_needs_an_input(tmp_path):
     with pytest.raises(ValueError) as err:
         refresh_corpus(BuildConfig(out=tmp_path / "corpus"))
     assert str(err.value) == "no input: give a PTB-XL and/or a MIMIC-IV-ECG folder"
+
+
+def test_one_local_pool_hashes_the_inputs_and_runs_the_units(built, tmp_path, monkeypatch):
+    """Without an executor, a build with several workers starts one local pool, fingerprints
+    on it and processes every unit on it (a stand-in pool records what it was given)."""
+    import pipeline.build
+
+    cfg, first = built
+    started = []
+
+    @contextmanager
+    def one_pool(config):
+        started.append(config)
+        with CountingExecutor() as pool:
+            started.append(pool)
+            yield pool
+
+    monkeypatch.setattr(pipeline.build, "local_executor", one_pool)
+    new = cfg.model_copy(update={"out": tmp_path / "new", "workers": 2})
+    outcome = refresh_corpus(new, mode="full")
+    assert started[0] == new and len(started) == 2  # one pool, started once
+    pool = started[1]
+    assert pool.maps == 1 and pool.submits == 1 + len(first.units)  # fingerprints, then units
+    assert sorted(outcome.written) == sorted(f.path for f in read_manifest(cfg.out).files)
+    assert [u.key for u in outcome.plan.todo] == [u.key for u in first.units]
