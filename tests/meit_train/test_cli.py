@@ -114,3 +114,26 @@ def test_finished_run_is_refused_unless_overwrite(
     (out / "eval-test.json").write_text("{}")
     assert train_main([*argv, "--overwrite"]) == 0
     assert read_losses(out) == first and not (out / "eval-test.json").exists()
+
+
+def test_corpus_normalisation_must_match_the_run(tmp_path):
+    """A corpus written with MEIT's min-max normalisation (each record in [0, 1]) satisfies
+    ``data.normalise: meit`` and nothing else."""
+    import numpy as np
+
+    from meit_train.checks import InputError, check_corpus
+    from meit_train.corpus import Selection, selected_units
+    from meit_train.data import read_unit
+    from meit_train.synthetic import write_synthetic_corpus
+
+    corpus = write_synthetic_corpus(
+        tmp_path / "c", {("mimic", "train"): 4}, n_samples=200, normalise="meit"
+    )
+    assert check_corpus(corpus, Selection("train"), "meit") == 4
+    assert check_corpus(corpus, Selection("train"), None) == 4
+    with pytest.raises(
+        InputError, match="built with normalise: meit, this run needs normalise: none"
+    ):
+        check_corpus(corpus, Selection("train"), "none")
+    for row in read_unit(selected_units(corpus, Selection("train"))[0], ["ecg"]):
+        assert np.isclose(row["ecg"].min(), 0) and np.isclose(row["ecg"].max(), 1, atol=1e-3)

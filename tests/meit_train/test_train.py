@@ -119,12 +119,19 @@ def test_rng_state_is_saved_per_rank(llama_run):
 
 
 def test_validation_loss_and_best_weights(tiny_corpus, tiny_gpt2, train_config, tmp_path):
+    """Validation every 3 steps (loss over all validation rows, generation scores on 2 of them),
+    the best weights by validation loss in best/."""
+    from meit_train.metrics import Scorer
+
     run = tmp_path / "run"
-    cfg = train_config(max_steps=6, eval_every=3, checkpoint_every=0)
+    cfg = train_config(
+        max_steps=6, eval_every=3, checkpoint_every=0, eval_generate_rows=2, eval_max_new_tokens=4
+    )
     result = train(tiny_corpus, str(tiny_gpt2), run, cfg)
     val = read_records(run, "validation")
     assert [v["step"] for v in val] == [3, 6]
     assert all(np.isfinite(v["val_loss"]) and v["val_tokens"] > 0 for v in val)
+    assert all({f"val_{k}" for k in Scorer.NAMES} <= set(v) for v in val)
     best = min(val, key=lambda v: v["val_loss"])
     info = json.loads((run / "best" / "info.json").read_text())
     assert info == {"step": best["step"], "val_loss": best["val_loss"]}
