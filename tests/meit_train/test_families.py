@@ -8,11 +8,15 @@ few optimiser steps lower the loss with gradients reaching the ECG encoder throu
 
 from __future__ import annotations
 
+import copy
+import types
+
 import pytest
 import torch
+from torch import nn
 from transformers import AutoModelForCausalLM
 
-from meit_train import families
+from meit_train import families, fusion
 from meit_train.model import ModelConfig, build_model
 from meit_train.tiny import FAMILIES, make_tiny_model
 
@@ -140,3 +144,163 @@ def test_slot_key_value_is_what_the_layer_makes_of_that_vector(family_dir):
     layer = out.past_key_values.layers[0]
     torch.testing.assert_close(k0, layer.keys, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(v0, layer.values, rtol=1e-5, atol=1e-6)
+
+
+# -- the pieces, on small hand-made modules -------------------------------------------------------
+
+
+class Layer(nn.Module):
+    """A module with whichever attention attributes a test gives it."""
+
+    def __init__(self, **attrs):
+        super().__init__()
+        for k, v in attrs.items():
+            setattr(self, k, v)
+
+
+def test_attn_implementation_is_eager_only_where_sdpa_is_refused():
+    assert {t: families.attn_implementation(t) for t in FAMILIES} == {
+        "llama": "sdpa",
+        "gpt2": "sdpa",
+        "gpt_neox": "sdpa",
+        "bloom": "eager",
+        "falcon": "sdpa",
+        "gpt_neo": "eager",
+    }
+
+
+def test_matchers_take_decoder_self_attention_only():
+    lin = nn.Linear(2, 2)
+    sep = dict(layer_idx=0, k_proj=lin, v_proj=lin)
+    assert families._separate(Layer(**sep))  # no is_cross_attention flag: self-attention
+    assert families._separate(Layer(**sep, is_cross_attention=False))
+    assert not families._separate(Layer(**sep, is_cross_attention=True))
+    assert not families._separate(Layer(**{**sep, "layer_idx": None}))
+    assert not families._separate(Layer(k_proj=lin, v_proj=lin))  # no layer index
+    assert not families._separate(Layer(layer_idx=0, v_proj=lin))
+    assert not families._separate(Layer(layer_idx=0, k_proj=lin))
+    gpt2 = dict(layer_idx=1, c_attn=lin, split_size=2)
+    assert families._gpt2(Layer(**gpt2))
+    assert not families._gpt2(Layer(**gpt2, is_cross_attention=True))
+    assert not families._gpt2(Layer(c_attn=lin, split_size=2))
+    assert not families._gpt2(Layer(layer_idx=1, split_size=2))
+    assert not families._gpt2(Layer(layer_idx=1, c_attn=lin))
+    assert families._cls("Layer")(Layer()) and not families._cls("Linear")(Layer())
+    assert families.family_of(lin) is None
+    assert families.family_of(Layer(**sep)).name == "separate"
+
+
+def test_slot_kv_runs_in_the_layers_dtype_and_splits_heads():
+    layer = Layer(
+        k_proj=nn.Linear(8, 6, bias=False).double(),
+        v_proj=nn.Linear(8, 6, bias=False).double(),
+        head_dim=3,
+    )
+    token = torch.randn(2, 8)  # float32, as the encoder makes it
+    k, v = families.separate_kv(layer, token)
+    assert k.dtype == v.dtype == torch.float64 and k.shape == (2, 2, 1, 3)
+    with torch.no_grad():
+        want_k = layer.k_proj(token.double()).view(2, 2, 3)
+        want_v = layer.v_proj(token.double()).view(2, 2, 3)
+    torch.testing.assert_close(k[:, :, 0], want_k)
+    torch.testing.assert_close(v[:, :, 0], want_v)
+    t = torch.arange(12.0).view(2, 1, 6)
+    assert families._heads(t, 3).tolist() == [
+        [[[0, 1, 2]], [[3, 4, 5]]],
+        [[[6, 7, 8]], [[9, 10, 11]]],
+    ]
+
+
+def test_causal_mask_for_the_last_queries():
+    T, F = True, False
+    assert families._causal(2, 3, torch.device("cpu")).tolist() == [[[[T, T, F], [T, T, T]]]]
+    assert families._causal(1, 3, torch.device("cpu")).tolist() == [[[[T, T, T]]]]
+    assert families._causal(2, 2, torch.device("meta")).device.type == "meta"
+
+
+def test_patch_binds_the_method_on_that_instance_only():
+    def forward(self, x):
+        return (self, x)
+
+    a, b = Layer(), Layer()
+    families._patch("forward", forward)(a)
+    assert a.forward(3) == (a, 3)
+    assert b.forward is not a.forward and "forward" not in vars(b)
+
+
+def test_falcon_with_alibi_is_refused_and_rotary_falcon_is_patched():
+    with pytest.raises(
+        NotImplementedError,
+        match=r"^Falcon with ALiBi is not supported \(only the rotary variant\)$",
+    ):
+        families._patch_falcon(Layer(config=types.SimpleNamespace(alibi=True)))
+    for config in (types.SimpleNamespace(alibi=False), types.SimpleNamespace()):
+        layer = Layer(config=config)
+        families._patch_falcon(layer)
+        assert layer.forward.__func__ is families._falcon_forward
+
+
+@pytest.mark.parametrize("family_dir", ["bloom", "gpt_neo"], indirect=True)
+def test_patched_attention_drops_out_only_while_training(family_dir):
+    """BLOOM and GPT-Neo compute their own attention: its dropout must follow train/eval."""
+    name, path = family_dir
+    meit, _ = build_model(path, SMALL)
+    drops = [
+        m.attention_dropout if name == "bloom" else m.attn_dropout
+        for m, _ in families.attention_modules(meit.lm)
+    ]
+    ids, mask, ecg = left_padded()
+    keep = mask.bool()
+
+    def logits(p: float, seed: int = 0) -> torch.Tensor:
+        for d in drops:
+            d.p = p
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            return meit(ids, mask, ecg).logits[keep]
+
+    meit.eval()
+    assert torch.equal(logits(0.5), logits(0.0))  # eval: no attention dropout
+    meit.train()
+    meit.encoder.eval()  # only the attention is stochastic
+    meit.projection.eval()
+    assert torch.equal(logits(0.0, 1), logits(0.0, 2))
+    assert not torch.allclose(logits(0.5, 1), logits(0.5, 2))
+
+
+@pytest.mark.parametrize("family_dir", ["bloom"], indirect=True)
+def test_bloom_attention_called_without_a_mask_is_causal(family_dir):
+    """transformers builds BLOOM's eager mask every time; called without one (as SDPA-style mask
+    skipping would), the patched layer is causal, as the explicit mask makes it."""
+    _, path = family_dir
+    meit, _ = build_model(path, SMALL)
+    meit.eval()
+    layer, _ = families.attention_modules(meit.lm)[0]
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 4, meit.hidden, generator=g)
+    alibi = torch.randn(layer.num_heads, 1, 4, generator=g)
+    causal = torch.zeros(1, 1, 4, 4).masked_fill(~families._causal(4, 4, x.device), -1e30)
+    token = torch.randn(1, meit.hidden, generator=g)
+    with torch.no_grad(), fusion.ecg_in_attention(meit.slot, token):
+        none, _ = layer(x, torch.zeros_like(x), alibi, None)
+        explicit, _ = layer(x, torch.zeros_like(x), alibi, causal)
+    torch.testing.assert_close(none, explicit)
+
+
+@pytest.mark.parametrize("family_dir", ["bloom", "falcon", "gpt_neo"], indirect=True)
+def test_patched_attention_stays_on_the_models_device(family_dir):
+    """The patched BLOOM/Falcon/GPT-Neo attention builds its masks and biases on the model's device
+    (here PyTorch's shape-only ``meta`` device; the ECG-present flags come from the CPU)."""
+    _, path = family_dir
+    meit, _ = build_model(path, SMALL)
+    meit.eval()
+    meta = copy.deepcopy(meit).to("meta")
+    ids, mask, ecg = left_padded()
+    present = torch.tensor([True, False])
+    with torch.no_grad():
+        out = meta(ids.to("meta"), mask.to("meta"), ecg.to("meta"), ecg_present=present)
+    assert out.logits.device.type == "meta" and out.logits.shape == (
+        2,
+        7,
+        meit.lm.config.vocab_size,
+    )

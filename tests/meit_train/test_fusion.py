@@ -135,8 +135,8 @@ def test_slot_mask_keeps_a_boolean_or_additive_body():
 def test_slot_mask_threshold_sits_halfway_to_the_dtype_minimum():
     """Masked entries are the dtype minimum, possibly summed with small biases; a value is masked
     when it lies below half the minimum."""
-    m = torch.tensor([[[[MIN * 0.6, MIN * 0.4]]]])
-    assert fusion.slot_mask(m, None, 1, 1, 2, CPU).tolist() == [[[[T, F, T]]]]
+    m = torch.tensor([[[[MIN * 0.6, MIN / 2, MIN * 0.4]]]])
+    assert fusion.slot_mask(m, None, 1, 1, 3, CPU).tolist() == [[[[T, F, F, T]]]]
 
 
 def test_slot_bias_prepends_a_zero_column_and_clamps_the_body():
@@ -153,6 +153,8 @@ def test_slot_bias_prepends_a_zero_column_and_clamps_the_body():
 def test_additive_turns_a_boolean_mask_into_zero_or_the_minimum():
     got = fusion.additive(torch.tensor([[True, False]]), torch.float32)
     assert got.dtype == torch.float32 and got.tolist() == [[0.0, MIN]]
+    half = fusion.additive(torch.tensor([[True, False]]), torch.float16)
+    assert half.dtype == torch.float16 and half.tolist() == [[0.0, torch.finfo(torch.float16).min]]
     bias = torch.tensor([[0.25, -3.0]], dtype=torch.float64)
     out = fusion.additive(bias, torch.float32)
     assert out.dtype == torch.float32 and out.tolist() == [[0.25, -3.0]]
@@ -195,6 +197,12 @@ def test_attend_with_slot_applies_dropout_only_when_asked():
     assert not torch.allclose(dropped, a)
 
 
+def slot_kv(module: nn.Module, token: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stand-in layer's slot key/value, (B, 2, 1, 8) through its own projection, in float64."""
+    kv = module.proj(token.double()).view(token.shape[0], 2, 1, 8)
+    return kv, -kv
+
+
 class Attn(nn.Module):
     """The attributes transformers' SDPA function reads, plus the slot's projection."""
 
@@ -202,11 +210,10 @@ class Attn(nn.Module):
         super().__init__()
         self.is_causal = True
         self.num_key_value_groups = groups
+        self.proj = nn.Linear(8, 16, bias=False).double()
         if slot is not None:
             self.meit_slot = slot
-            self.meit_kv = lambda m, token: tuple(
-                t.view(token.shape[0], 2, 1, 4).repeat(1, 1, 1, 2) for t in (token, -token)
-            )
+            self.meit_kv = slot_kv
 
 
 def test_fused_sdpa_attention_prepends_the_slot_and_counts_the_call():
@@ -238,11 +245,15 @@ def test_fused_sdpa_attention_without_a_slot_is_plain_sdpa():
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     query, key, value, _, _ = qkv()
-    want, _ = sdpa_attention_forward(Attn(None), query, key, value, None, scaling=0.25)
-    for module in (Attn(None), Attn(EcgSlot())):  # no slot attribute; a slot with no token
-        got, _ = fusion.fused_sdpa_attention(module, query, key, value, None, scaling=0.25)
-        assert torch.equal(got, want)
-    assert module.meit_slot.calls == 0
+    pad = torch.tensor([F, T, T, T, T]).view(1, 1, 1, 5).expand(2, 1, 3, 5)
+    for mask in (None, pad):
+        want, _ = sdpa_attention_forward(Attn(None), query, key, value, mask, scaling=0.25)
+        for module in (Attn(None), Attn(EcgSlot())):  # no slot attribute; a slot with no token
+            got, _ = fusion.fused_sdpa_attention(module, query, key, value, mask, scaling=0.25)
+            assert torch.equal(got, want)
+        assert module.meit_slot.calls == 0
+    plain, _ = sdpa_attention_forward(Attn(None), query, key, value, None, scaling=0.25)
+    assert not torch.equal(want, plain)  # the padding mask was applied
 
 
 def test_fused_sdpa_attention_takes_a_4d_padding_mask_and_refuses_others():
@@ -252,7 +263,9 @@ def test_fused_sdpa_attention_takes_a_4d_padding_mask_and_refuses_others():
     pad = torch.tensor([F, T, T, T, T]).view(1, 1, 1, 5).expand(2, 1, 1, 5)
     with fusion.ecg_in_attention(slot, token):
         got, _ = fusion.fused_sdpa_attention(module, query, key, value, pad, scaling=0.25)
-        with pytest.raises(NotImplementedError, match="4-D"):
+        with pytest.raises(
+            NotImplementedError, match=r"^fused attention needs a 4-D \(or no\) attention mask$"
+        ):
             fusion.fused_sdpa_attention(module, query, key, value, pad[:, 0], scaling=0.25)
     k0, v0 = module.meit_kv(module, token)
     mask = fusion.slot_mask(pad, None, 2, 1, 5, CPU)
@@ -267,3 +280,23 @@ def test_register_attention_makes_the_fused_function_and_its_mask_loadable():
     fusion.register_attention()
     assert AttentionInterface()[fusion.ATTN_NAME] is fusion.fused_sdpa_attention
     assert AttentionMaskInterface()[fusion.ATTN_NAME] is sdpa_mask
+
+
+def test_masks_and_attention_stay_on_the_inputs_device():
+    """Built on the device of the inputs (here PyTorch's shape-only ``meta`` device), with the
+    per-sample ``present`` flags moved there: no CPU tensor is mixed into a GPU computation."""
+    meta = torch.device("meta")
+    present = torch.tensor([True, False])  # on the CPU, as the loader yields it
+    body = torch.ones(2, 1, 3, 5, dtype=torch.bool, device=meta)
+    for mask, flags in ((None, present), (None, None), (body, present)):
+        assert fusion.slot_mask(mask, flags, 2, 3, 5, meta).device == meta
+    bias = torch.zeros(1, 1, 3, 5, device=meta)
+    assert fusion.slot_bias(bias, present, 2, 4, 3, torch.float32).device == meta
+    assert fusion.additive(body, torch.float32).device == meta
+    query, key, value, k0, v0 = (t.to(meta) for t in qkv())
+    assert fusion.attend_with_slot(query, key, value, k0, v0, None, 0.3).device == meta
+    slot = EcgSlot()
+    module = Attn(slot).to(meta)
+    with fusion.ecg_in_attention(slot, torch.ones(2, 8, device=meta), present):
+        out, _ = fusion.fused_sdpa_attention(module, query, key, value, None, scaling=0.3)
+    assert out.device == meta and out.shape == (2, 3, 4, 8)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import shutil
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -276,3 +277,63 @@ def test_missing_punkt_or_nltk_is_one_clear_error(monkeypatch, tmp_path: Path):
     monkeypatch.setitem(sys.modules, "nltk", None)
     with pytest.raises(meit_metrics.MissingData, match=f"^nltk missing: {install}$"):
         meit_metrics.check_offline_data(tmp_path)
+
+
+def fake_bert_score(monkeypatch, error: Exception | None = None) -> list[tuple]:
+    """A stand-in ``bert_score`` package (the real one needs roberta-large): F1 of a candidate is
+    its length in characters, so per-batch and overall means differ. Returns the recorded calls."""
+    import torch
+
+    calls: list[tuple] = []
+
+    def score(cands, refs, lang=None, rescale_with_baseline=False):
+        calls.append((list(cands), list(refs), lang, rescale_with_baseline))
+        if error is not None:
+            raise error
+        return None, None, torch.tensor([float(len(c)) for c in cands])
+
+    monkeypatch.setitem(sys.modules, "bert_score", types.SimpleNamespace(score=score))
+    return calls
+
+
+def test_bertscore_is_meits_call_averaged_per_batch(monkeypatch):
+    refs, hyps = ["ref"] * 33, ["ab"] * 32 + ["abcde"]
+    calls = fake_bert_score(monkeypatch)
+    f1, note = meit_metrics.bertscore_f1(refs, hyps)
+    assert calls == [(hyps, refs, "en", True)]  # candidates first, English, baseline-rescaled
+    assert (f1, note) == (pytest.approx((2 + 5) / 2), "BERTScore computed")  # not 69 / 33
+    f1, _ = meit_metrics.bertscore_f1(refs[:3], ["a", "abc", "abcde"], batch=2)
+    assert f1 == pytest.approx((2 + 5) / 2)
+
+
+def test_bertscore_is_skipped_with_the_reason(monkeypatch):
+    fake_bert_score(monkeypatch, OSError("roberta-large not found"))
+    f1, note = meit_metrics.bertscore_f1(["a"], ["a"])
+    assert f1 is None
+    assert note == "BERTScore skipped: its model cannot be loaded offline (roberta-large not found)"
+    fake_bert_score(monkeypatch, ValueError("bad"))
+    assert meit_metrics.bertscore_f1(["a"], ["a"])[0] is None
+    monkeypatch.setitem(sys.modules, "bert_score", None)
+    assert meit_metrics.bertscore_f1(["a"], ["a"]) == (
+        None,
+        "BERTScore skipped: the bert-score package is not installed",
+    )
+
+
+def test_meit_score_reports_bertscore_or_why_not(scorer, monkeypatch):
+    calls = fake_bert_score(monkeypatch)
+    got = scorer.score(REFS, HYPS)
+    assert calls == [(HYPS, REFS, "en", True)]
+    assert got["BERTScore-F1"] == pytest.approx((len(HYPS[0]) + len(HYPS[1])) / 2)
+    assert "skipped" not in got
+    monkeypatch.setitem(sys.modules, "bert_score", None)
+    got = scorer.score(REFS, HYPS)
+    assert "BERTScore-F1" not in got
+    assert got["skipped"] == "BERTScore skipped: the bert-score package is not installed"
+
+
+def test_meit_score_refuses_unpaired_or_no_input(scorer):
+    with pytest.raises(ValueError, match=r"^need equally many \(and some\) references and hyp"):
+        scorer.score(REFS, HYPS[:1])
+    with pytest.raises(ValueError, match="equally many"):
+        scorer.score([], [])

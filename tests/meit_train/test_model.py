@@ -52,7 +52,11 @@ def test_unknown_architecture_is_refused():
             vocab_size=100,
         )
     )
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(
+        NotImplementedError,
+        match=r"^BertForMaskedLM: found 0 self-attention modules of a known family, expected 1; "
+        r"this architecture is not supported$",
+    ):
         families.attention_modules(bert)
 
 
