@@ -258,6 +258,8 @@ def test_fingerprint_table_is_sorted_and_typed():
         "id": ["mimic/9", "ptbxl/10", "ptbxl/2"],
         "fingerprint": ["c", "a", "b"],
     }
+    empty = fingerprint_table({})  # a build that saw no record: still two string columns
+    assert empty.num_rows == 0 and empty.schema == table.schema
 
 
 # ---------------------------------------------------------------- diff and plan
