@@ -16,7 +16,7 @@ KILLED = {"killed", "timeout"}
 
 def group_settings(pyproject: str, group: str, root: Path) -> str:
     """``pyproject`` text with its ``[tool.mutmut]`` narrowed to ``group``'s modules and to those of
-    its tests that exist under ``root``."""
+    its tests that exist under ``root``, with the group's ``pytest_args`` (if any) added to pytest's."""
     spec = tomllib.loads(GROUPS.read_text())[group]
     existing = [p for p in spec["tests"] if (root / p).exists()]
     if not existing:
@@ -26,6 +26,8 @@ def group_settings(pyproject: str, group: str, root: Path) -> str:
         raise SystemExit("pyproject.toml has no [tool.mutmut] section")
     body = re.sub(r"only_mutate = \[.*?\]\n", "", tail, flags=re.S)
     body = re.sub(r"pytest_add_cli_args_test_selection = \[.*?\]\n", "", body, flags=re.S)
+    extra = "".join(f"{json.dumps(a)}, " for a in spec.get("pytest_args", []))
+    body = body.replace("pytest_add_cli_args = [", f"pytest_add_cli_args = [{extra}", 1)
     return (
         head
         + sep
