@@ -24,7 +24,11 @@ import pytest
 from meit_train import meit_metrics
 from meit_train.meit_metrics import MeitScorer, preprocess
 from meit_train.metrics import Scorer, normalise
-from tests.conftest import skip_or_fail
+from tests.conftest import need_module, skip_or_fail
+
+# NLTK takes seconds to import: importing it with this module lets mutation runs' forked workers
+# (``make mutate``) start with it loaded instead of importing it again for every mutant.
+need_module("nltk")
 
 CORPUS_REFS = ["Sinus rhythm. Normal ECG.", "Sinus tachycardia, abnormal ECG!"]
 CORPUS_HYPS = ["sinus rhythm normal ECG", "Sinus tachycardia ECG."]
@@ -337,3 +341,27 @@ def test_meit_score_refuses_unpaired_or_no_input(scorer):
         scorer.score(REFS, HYPS[:1])
     with pytest.raises(ValueError, match="equally many"):
         scorer.score([], [])
+
+
+def test_cider_d_uses_the_given_document_frequencies_and_sigma_6():
+    """``cider_d`` on preprocessed text: idf = log(batch size) - log(max(1, df)), so an n-gram
+    with df 2 in a batch of 2 weighs nothing; the Gaussian length penalty (sigma 6) is on the
+    bigram counts."""
+    refs, hyps = ["a b c", "x y z"], ["a b d", "x y z"]
+    # pair 1: unigrams 2 of 3 (cosine 2/3), bigrams 1 of 2, no trigram match, no 4-grams;
+    # pair 2: an exact copy with no 4-grams
+    pair2 = 10 * (1 + 1 + 1 + 0) / 4
+    got = meit_metrics.cider_d(refs, hyps, {})
+    assert got == pytest.approx((10 * (2 / 3 + 1 / 2) / 4 + pair2) / 2, rel=1e-9)
+    # "a" in both documents: only "b" is left to match among the unigrams (cosine 1/2)
+    got = meit_metrics.cider_d(refs, hyps, {("a",): 2.0})
+    assert got == pytest.approx((10 * (1 / 2 + 1 / 2) / 4 + pair2) / 2, rel=1e-9)
+    # a shorter hypothesis: "Sinus rhythm ." against "Sinus rhythm . Normal ECG ." (2 and 5
+    # bigrams): unigrams (1 + 1 + 1*2) / (sqrt 3 sqrt 8), bigrams 2 / (sqrt 2 sqrt 5), trigrams
+    # 1 / (1 * 2), penalty exp(-(2 - 5)^2 / (2 * 6^2))
+    refs = [preprocess(REFS[0]), preprocess(REFS[1])]
+    hyps = [preprocess("Sinus rhythm."), preprocess(REFS[1])]
+    df = meit_metrics.cider_document_frequency(REFS)
+    cos = 4 / math.sqrt(24) + 2 / math.sqrt(10) + 1 / 2 + 0
+    want = (10 * math.exp(-9 / 72) * cos / 4 + 10.0) / 2
+    assert meit_metrics.cider_d(refs, hyps, df) == pytest.approx(want, rel=1e-9)
