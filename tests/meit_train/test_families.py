@@ -74,6 +74,22 @@ def test_gated_off_slot_equals_base_model_and_slot_changes_output(family_dir):
     assert (on[keep] - want[keep]).abs().max() > 1e-3
 
 
+def test_a_prompt_alone_equals_it_inside_a_left_padded_batch(family_dir):
+    """With the ECG slot on, a prompt scores the same alone (no padding: transformers may skip the
+    mask, and a one-token prompt has nothing to mask) as left-padded beside a longer one."""
+    _, path = family_dir
+    torch.manual_seed(0)
+    meit, _ = build_model(path, SMALL)
+    meit.eval()
+    ids, mask, ecg = left_padded()
+    with torch.no_grad():
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        batch = meit(ids, mask, ecg, position_ids=pos).logits
+        for n in (5, 1):
+            alone = meit(ids[:1, 2 : 2 + n], mask[:1, 2 : 2 + n], ecg[:1]).logits
+            torch.testing.assert_close(alone[0], batch[0, 2 : 2 + n], rtol=1e-4, atol=1e-4)
+
+
 def greedy_uncached(meit, ids, mask, ecg, n: int, present=None) -> torch.Tensor:
     """Greedy decoding by full forward passes (no cache), positions from the padding mask."""
     out = []
