@@ -68,8 +68,10 @@ def test_gated_off_slot_equals_base_model_and_slot_changes_output(family_dir):
         want = base(input_ids=ids, attention_mask=mask).logits
         off = meit(ids, mask, ecg, ecg_present=torch.zeros(2, dtype=torch.bool)).logits
         on = meit(ids, mask, ecg).logits
+        no_slot = meit.lm(input_ids=ids, attention_mask=mask).logits  # the original attention
     keep = mask.bool()
     torch.testing.assert_close(off[keep], want[keep], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(no_slot[keep], want[keep], rtol=1e-5, atol=1e-5)
     assert meit.slot.calls == base.config.get_text_config().num_hidden_layers
     assert (on[keep] - want[keep]).abs().max() > 1e-3
 
