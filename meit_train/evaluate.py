@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from meit_train import console
 from meit_train.checks import read_run, weights_path
 from meit_train.config import TrainConfig
 from meit_train.data import ChatFormatter, EcgTextStream, StreamConfig, make_loader
@@ -144,30 +145,6 @@ def score_predictions(
     return result
 
 
-def eval_progress(enabled: bool):
-    """A rich progress bar over generated rows (or a no-op one)."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("rows"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-    )
-
-
 def evaluate(
     corpus: Path,
     run: Path,
@@ -222,7 +199,9 @@ def evaluate(
     ).total_rows
     rows = min(rows, limit) if limit else rows
     runs = [None, *(perturb_levels or [])]
-    bar = eval_progress(progress) if progress else nullcontext()
+    bar = (
+        console.progress("[bold]{task.description}", ["rows"], True) if progress else nullcontext()
+    )
     preds_by_level = {}
     with bar:
         for level in runs:

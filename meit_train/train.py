@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import yaml
 
+from meit_train import console
 from meit_train.checks import check_corpus
 from meit_train.config import TrainConfig
 from meit_train.corpus import Selection
@@ -328,31 +329,6 @@ def generation_scores(
     return {f"val_{k}": v for k, v in scores.items()}
 
 
-def progress_bar(enabled: bool):
-    """A rich progress bar showing loss and samples/s (or a no-op one)."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]train[/] epoch {task.fields[epoch]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TextColumn("{task.fields[sps]:.1f} samples/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-    )
-
-
 def console_line(dist: Dist, text: str) -> None:
     """One line on stderr from the main rank (what the progress bar cannot show)."""
     if dist.main:
@@ -554,7 +530,11 @@ class Trainer:
             scorer = Scorer()
         self.wrapped.train()
         try:
-            with progress_bar(cfg.progress and self.dist.main) as bar:
+            with console.progress(
+                "[bold]train[/] epoch {task.fields[epoch]}",
+                ["loss {task.fields[loss]:.4f}", "{task.fields[sps]:.1f} samples/s"],
+                cfg.progress and self.dist.main,
+            ) as bar:
                 task = bar.add_task(
                     "train",
                     total=self.total,
