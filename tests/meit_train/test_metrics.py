@@ -61,8 +61,9 @@ def test_normalise_lowercases_and_drops_punctuation_like_the_coco_tokenizer():
     assert normalise("...") == ""
 
 
-def test_corpus_scores_equal_hand_computed_values(corpus_scorer):
+def test_corpus_scores_equal_hand_computed_values(corpus_scorer, capsys):
     got = corpus_scorer.score(CORPUS_REFS, CORPUS_HYPS)
+    assert capsys.readouterr().out == ""  # pycocoevalcap's BLEU debug lines stay off the console
     assert list(got) == ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D"]
     # BLEU over the corpus: clipped matches / guessed n-grams summed over both pairs; brevity
     # penalty from the total lengths (7 guessed, 8 reference tokens).
