@@ -162,8 +162,9 @@ def test_preprocessing_splits_full_stops_and_keeps_case():
     assert preprocess("QRS 100 ms.  Rate 60.") == "QRS 100 ms . Rate 60 ."
 
 
-def test_bleu_rouge_cider_equal_hand_computed_values(scorer):
+def test_bleu_rouge_cider_equal_hand_computed_values(scorer, capsys):
     got = scorer.batch(REFS, HYPS, meit_metrics.cider_document_frequency(REFS))
+    assert capsys.readouterr().out == ""  # pycocoevalcap's BLEU debug lines stay off the console
     # BLEU over the batch: matched / guessed n-grams, pair 1 + pair 2 (clipped counts; "." twice).
     p1, p2, p3, p4 = (5 + 7) / (6 + 7), (3 + 6) / (5 + 6), (1 + 5) / (4 + 5), (0 + 4) / (3 + 4)
     assert got["BLEU-1"] == pytest.approx(p1, rel=1e-6)  # equal lengths: no brevity penalty
@@ -331,6 +332,11 @@ def test_meit_score_reports_bertscore_or_why_not(scorer, monkeypatch):
     assert calls == [(HYPS, REFS, "en", True)]
     assert got["BERTScore-F1"] == pytest.approx((len(HYPS[0]) + len(HYPS[1])) / 2)
     assert "skipped" not in got
+    # BERTScore is averaged over the same batches as the other scores: (a + b) / 2 and c
+    three = [HYPS[0], HYPS[1], "abc"]
+    got = scorer.score([*REFS, REFS[0]], three, batch=2)
+    assert got["batches"] == 2
+    assert got["BERTScore-F1"] == pytest.approx(((len(three[0]) + len(three[1])) / 2 + 3) / 2)
     monkeypatch.setitem(sys.modules, "bert_score", None)
     got = scorer.score(REFS, HYPS)
     assert "BERTScore-F1" not in got
