@@ -56,8 +56,8 @@ def test_every_family_is_found_and_fused(family_dir):
     assert all(m.meit_slot is meit.slot for m, _ in found)
 
 
-def test_gated_off_slot_equals_base_model_and_slot_changes_output(family_dir):
-    name, path = family_dir
+def check_gated_off_equals_base(name: str, path) -> None:
+    """Gated-off slot and no slot both equal the unmodified base model; the slot changes it."""
     torch.manual_seed(0)
     attn = families.attn_implementation(name)
     base = AutoModelForCausalLM.from_pretrained(str(path), attn_implementation=attn).eval()
@@ -74,6 +74,10 @@ def test_gated_off_slot_equals_base_model_and_slot_changes_output(family_dir):
     torch.testing.assert_close(no_slot[keep], want[keep], rtol=1e-5, atol=1e-5)
     assert meit.slot.calls == base.config.get_text_config().num_hidden_layers
     assert (on[keep] - want[keep]).abs().max() > 1e-3
+
+
+def test_gated_off_slot_equals_base_model_and_slot_changes_output(family_dir):
+    check_gated_off_equals_base(*family_dir)
 
 
 def test_a_prompt_alone_equals_it_inside_a_left_padded_batch(family_dir):
@@ -141,11 +145,10 @@ def test_a_few_steps_lower_the_loss_and_reach_the_encoder(family_dir):
     assert losses[-1] < losses[0] - 0.5
 
 
-def test_slot_key_value_is_what_the_layer_makes_of_that_vector(family_dir):
+def check_slot_kv_is_the_layers_own(path) -> None:
     """The slot's key/value equal the layer's own cached key/value for a one-token input whose
     attention input is the same vector (position 0: rotary is the identity there, ALiBi does not
     touch keys), so the fused projections are split the way the family splits them."""
-    _, path = family_dir
     meit, _ = build_model(path, SMALL)
     meit.eval()
     first, _ = families.attention_modules(meit.lm)[0]
@@ -162,6 +165,31 @@ def test_slot_key_value_is_what_the_layer_makes_of_that_vector(family_dir):
     layer = out.past_key_values.layers[0]
     torch.testing.assert_close(k0, layer.keys, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(v0, layer.values, rtol=1e-5, atol=1e-6)
+
+
+def test_slot_key_value_is_what_the_layer_makes_of_that_vector(family_dir):
+    check_slot_kv_is_the_layers_own(family_dir[1])
+
+
+@pytest.mark.parametrize("family_dir", ["falcon"], indirect=True)
+@pytest.mark.parametrize("multi_query", [True, False], ids=["multi-query", "multi-head"])
+def test_falcon_layouts_before_the_new_decoder_architecture(family_dir, multi_query, tmp_path):
+    """Falcon's two older fused layouts (one shared key/value head, or one per head) split and
+    attend like the grouped one the tiny Falcon has."""
+    import shutil
+
+    from transformers import AutoConfig
+
+    _, grouped = family_dir
+    path = shutil.copytree(grouped, tmp_path / "falcon")
+    config = AutoConfig.from_pretrained(str(path))
+    config.new_decoder_architecture, config.multi_query = False, multi_query
+    config.num_ln_in_parallel_attn = None  # set to 2 for the grouped layout when it was built
+    config.num_kv_heads = 1 if multi_query else config.num_attention_heads
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(str(path))
+    check_gated_off_equals_base("falcon", path)
+    check_slot_kv_is_the_layers_own(path)
 
 
 # -- the pieces, on small hand-made modules -------------------------------------------------------
