@@ -213,8 +213,6 @@ def _falcon_forward(
     if layer_past is not None:
         key, value = layer_past.update(key, value, self.layer_idx)
     mask = fusion.slot_mask(attention_mask, slot.present, b, q, key.shape[2], query.device)
-    if mask is not None and mask.shape[1] == 1:
-        mask = mask.expand(b, self.num_heads, *mask.shape[2:])
     k0, v0 = self.meit_kv(self, slot.token)
     ctx = fusion.attend_with_slot(query, key, value, k0, v0, mask, 1 / math.sqrt(self.head_dim))
     out = ctx.transpose(1, 2).reshape(b, q, self.num_heads * self.head_dim)
