@@ -331,6 +331,33 @@ def test_bloom_attention_called_without_a_mask_is_causal(family_dir):
         none, _ = layer(x, torch.zeros_like(x), alibi, None)
         explicit, _ = layer(x, torch.zeros_like(x), alibi, causal)
     torch.testing.assert_close(none, explicit)
+    meta = copy.deepcopy(layer).to("meta")  # and the mask is made on the layer's device
+    x, alibi, token = x.to("meta"), alibi.to("meta"), token.to("meta")
+    with torch.no_grad(), fusion.ecg_in_attention(meta.meit_slot, token):
+        assert meta(x, torch.zeros_like(x), alibi, None)[0].device.type == "meta"
+
+
+@pytest.mark.parametrize("family_dir", ["bloom", "falcon", "gpt_neo"], indirect=True)
+def test_patched_attention_in_bfloat16(family_dir):
+    """In a bfloat16 model the patched attention takes the float32 ECG token, computes as the
+    family does (GPT-Neo: float32 scores) and hands bfloat16 on: gated off, it equals the base
+    model in bfloat16."""
+    name, path = family_dir
+    attn = families.attn_implementation(name)
+    bf16 = torch.bfloat16
+    base = AutoModelForCausalLM.from_pretrained(str(path), attn_implementation=attn, dtype=bf16)
+    meit, _ = build_model(path, SMALL, dtype=bf16)
+    meit.eval()
+    ids, mask, ecg = left_padded()
+    keep = mask.bool()
+    with torch.no_grad():
+        want = base.eval()(input_ids=ids, attention_mask=mask).logits[keep].float()
+        off = meit(ids, mask, ecg, ecg_present=torch.zeros(2, dtype=torch.bool)).logits
+        on = meit(ids, mask, ecg).logits
+    assert off.dtype == on.dtype == bf16
+    gap = (off[keep].float() - want).abs()  # bfloat16 rounding: logits up to ~10, ulp 1/16
+    assert gap.max() <= 0.25 and gap.mean() < 0.02
+    assert (on[keep].float() - want).abs().mean() > 0.1
 
 
 @pytest.mark.parametrize("family_dir", ["bloom", "falcon", "gpt_neo"], indirect=True)
