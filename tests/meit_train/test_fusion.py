@@ -148,6 +148,9 @@ def test_slot_bias_prepends_a_zero_column_and_clamps_the_body():
     assert torch.isfinite(got).all()  # -inf clamped: a fully masked row cannot give NaN
     no_flag = fusion.slot_bias(bias, None, 2, 1, 1, torch.float32)
     assert no_flag[:, 0, 0].tolist() == [[0.0, 0.5, MIN, -2.0]] * 2
+    wide = fusion.slot_bias(bias, torch.tensor([False, True]), 2, 1, 1, torch.float64)
+    assert wide.dtype == torch.float64  # the slot column too, so the concatenation stays float64
+    assert wide[0, 0, 0, 0] == torch.finfo(torch.float64).min and wide[1, 0, 0, 0] == 0.0
 
 
 def test_additive_turns_a_boolean_mask_into_zero_or_the_minimum():
