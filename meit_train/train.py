@@ -6,18 +6,18 @@ counts (:meth:`EcgTextStream.plan`), so the learning-rate schedule is sized from
 steps of every epoch, and under DDP every rank takes the same number of steps (rows a rank cannot
 fit are counted and logged). Checkpoints record the position inside the epoch; a resumed run skips
 the consumed batches without reading or tokenising their rows where the loader can seek.
+
+What the loop leans on lives beside it: :mod:`meit_train.distributed` (ranks and collectives),
+:mod:`meit_train.checkpoint` (position, RNG state, checkpoints, weights) and
+:mod:`meit_train.validation` (validation loss and generation scores).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import random
-import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,17 @@ import torch
 import yaml
 
 from meit_train import console
+from meit_train.checkpoint import (
+    TrainState,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    save_final,
+    save_weights,
+    seed_everything,
+    set_rng_state,
+)
 from meit_train.checks import check_corpus
 from meit_train.config import TrainConfig
 from meit_train.corpus import Selection
@@ -38,75 +49,9 @@ from meit_train.data import (
     make_loader,
     per_worker,
 )
-from meit_train.model import MeitModel, build_model
-
-
-@dataclass
-class TrainState:
-    """Where training stands: optimiser steps done, current epoch, micro-batches consumed in it
-    (on each rank), the best validation loss so far, and the layout the position refers to."""
-
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    best_val_loss: float | None = None
-    best_step: int | None = None
-    world_size: int = 1
-    num_workers: int = 0
-
-
-@dataclass(frozen=True)
-class Dist:
-    """This process's place in data-parallel training."""
-
-    rank: int = 0
-    world_size: int = 1
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-
-def setup_distributed() -> Dist:
-    """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1); pick the device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available()
-    device = torch.device(f"cuda:{local}" if cuda else "cpu")
-    if cuda:
-        torch.cuda.set_device(device)
-    if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if cuda else "gloo")
-    return Dist(rank, world, device)
-
-
-def reduce(dist: Dist, values: list[float], op: str = "sum") -> list[float]:
-    """``values`` summed (or maxed) over all ranks; unchanged with one rank."""
-    if not dist.distributed:
-        return list(values)
-    t = torch.tensor(values, dtype=torch.float64, device=dist.device)
-    kind = torch.distributed.ReduceOp.SUM if op == "sum" else torch.distributed.ReduceOp.MAX
-    torch.distributed.all_reduce(t, op=kind)
-    return t.tolist()
-
-
-def gather(dist: Dist, obj) -> list:
-    """``obj`` of every rank, in rank order (on every rank)."""
-    if not dist.distributed:
-        return [obj]
-    out = [None] * dist.world_size
-    torch.distributed.all_gather_object(out, obj)
-    return out
-
-
-def barrier(dist: Dist) -> None:
-    if dist.distributed:
-        torch.distributed.barrier()
+from meit_train.distributed import Dist, barrier, gather, reduce, setup_distributed
+from meit_train.model import build_model
+from meit_train.validation import generation_scores, validation_loss
 
 
 def compute_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
@@ -114,74 +59,6 @@ def compute_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
     if cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"):
         return torch.bfloat16
     return torch.float32
-
-
-def rng_state() -> dict:
-    """All random generators that training touches."""
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore :func:`rng_state` output."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def save_checkpoint(
-    run: Path, model: MeitModel, opt, sched, state: TrainState, keep: int, rngs: list[dict]
-) -> Path:
-    """Write ``checkpoints/step-N`` atomically (via a temporary folder); prune to ``keep``.
-
-    ``rngs``: the RNG state of every rank, in rank order (each rank resumes with its own)."""
-    root = run / "checkpoints"
-    final = root / f"step-{state.step:08d}"
-    tmp = root / f".tmp-{state.step:08d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save(model.trainable_state(), tmp / "trainable.pt")
-    torch.save(
-        {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rngs},
-        tmp / "optim.pt",
-    )
-    (tmp / "state.json").write_text(json.dumps(asdict(state)))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    for old in sorted(root.glob("step-*"))[:-keep] if keep > 0 else []:
-        shutil.rmtree(old)
-    return final
-
-
-def latest_checkpoint(run: Path) -> Path | None:
-    """The newest complete checkpoint of ``run``, if any."""
-    found = sorted((run / "checkpoints").glob("step-*"))
-    return found[-1] if found else None
-
-
-def load_checkpoint(ckpt: Path, model: MeitModel, opt, sched) -> tuple[TrainState, list[dict]]:
-    """Restore model, optimiser and scheduler; return the state and every rank's RNG state."""
-    model.load_trainable_state(torch.load(ckpt / "trainable.pt", map_location="cpu"))
-    extra = torch.load(ckpt / "optim.pt", map_location="cpu", weights_only=False)
-    opt.load_state_dict(extra["optimizer"])
-    sched.load_state_dict(extra["scheduler"])
-    rngs = extra["rng"] if isinstance(extra["rng"], list) else [extra["rng"]]
-    return TrainState(**json.loads((ckpt / "state.json").read_text())), rngs
 
 
 def stream_config(cfg: TrainConfig, split: str, shuffle: bool, mode: str = "train") -> StreamConfig:
@@ -225,22 +102,6 @@ def write_run_info(run: Path, corpus: Path, model_path: str, cfg: TrainConfig) -
     (run / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
 
 
-def save_weights(out: Path, model: MeitModel, info: dict | None = None) -> Path:
-    """``out/trainable.pt`` (what was trained) and ``out/info.json``."""
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.trainable_state(), out / "trainable.pt")
-    if info is not None:
-        (out / "info.json").write_text(json.dumps(info))
-    return out
-
-
-def save_final(run: Path, model: MeitModel, info: dict | None = None) -> Path:
-    """Save only what was trained: ``final/trainable.pt`` and the peft adapter in ``final/adapter``."""
-    out = save_weights(run / "final", model, info)
-    model.lm.save_pretrained(str(out / "adapter"))
-    return out
-
-
 class MetricsLog:
     """Append-only JSONL metrics (main rank only); every record has a ``kind``."""
 
@@ -275,58 +136,6 @@ def micro_step(
         loss = model(**inputs).loss
     (loss * scale).backward()
     return loss.item(), int((inputs["labels"][:, 1:] != -100).sum())
-
-
-@torch.no_grad()
-def validation_loss(
-    model: MeitModel, stream: EcgTextStream, dist: Dist, dtype: torch.dtype
-) -> tuple[float, int]:
-    """Token-weighted loss over this rank's share of the validation rows, summed over ranks;
-    returns (loss, supervised tokens). Runs the unwrapped model (no DDP collectives per batch)."""
-    was_training = model.training
-    model.eval()
-    autocast = (
-        torch.autocast(dist.device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
-    )
-    total, tokens = 0.0, 0
-    for batch in make_loader(stream, 0, False):
-        keys = ("input_ids", "attention_mask", "labels", "ecg")
-        inputs = {k: batch[k].to(dist.device) for k in keys}
-        n = int((inputs["labels"][:, 1:] != -100).sum())
-        if n == 0:
-            continue
-        with autocast:
-            total += float(model(**inputs).loss) * n
-        tokens += n
-    model.train(was_training)
-    total, tokens = reduce(dist, [total, float(tokens)])
-    return (total / tokens if tokens else float("nan")), int(tokens)
-
-
-def generation_scores(
-    model: MeitModel, tok, corpus: Path, cfg: TrainConfig, scorer, rows: int
-) -> dict[str, float]:
-    """Greedy-generate the first ``rows`` validation rows and score them (corpus level)."""
-    from meit_train.evaluate import generate_split
-
-    was_training = model.training
-    model.eval()
-    preds = generate_split(
-        model,
-        tok,
-        corpus,
-        cfg.data.validation_split,
-        cfg.data.sources,
-        cfg.data.max_length,
-        cfg.micro_batch_size,
-        cfg.eval_max_new_tokens,
-        limit=rows,
-        template_ids=cfg.data.template_ids,
-        prompt_format=cfg.data.prompt_format,
-    )
-    model.train(was_training)
-    scores = scorer.score([p["reference"] for p in preds], [p["hypothesis"] for p in preds])
-    return {f"val_{k}": v for k, v in scores.items()}
 
 
 def console_line(dist: Dist, text: str) -> None:
