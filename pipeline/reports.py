@@ -19,17 +19,11 @@ from dataclasses import dataclass, field
 from pipeline.config import TextConfig
 from pipeline.text import (
     clean_statements,
+    collapse,
     load_abbreviations,
     load_pretranslated_csv,
     load_translator,
 )
-
-_SPACE = re.compile(r"\s+")
-
-
-def collapse_spaces(text: str) -> str:
-    """Trim and collapse runs of whitespace to one space."""
-    return _SPACE.sub(" ", text).strip()
 
 
 def word_count(text: str) -> int:
@@ -82,15 +76,15 @@ class ReportCleaner:
     def ptbxl(self, record_id: str, report: str) -> ReportText:
         """English text of a PTB-XL report."""
         if self.cfg.translation == "none" or self._translator is None:
-            text = collapse_spaces(report)
+            text = collapse(report)
             return ReportText(text, "unknown", n_tokens=word_count(text))
         if self._pretranslated is not None and int(record_id) in self._pretranslated:
-            text = collapse_spaces(self._pretranslated[int(record_id)])
+            text = collapse(self._pretranslated[int(record_id)])
             n = word_count(text)
             return ReportText(text, "csv", n_tokens=n, n_translated=n)
         t = self._translator.translate(report)
         return ReportText(
-            collapse_spaces(t.text),
+            collapse(t.text),
             t.language,
             tuple(t.untranslated),
             (),
@@ -107,7 +101,7 @@ class ReportCleaner:
             lowercase=self.cfg.mimic_lowercase,
         )
         n = word_count(cleaned.text)
-        return ReportText(collapse_spaces(cleaned.text), "en", (), tuple(cleaned.dropped), n, n)
+        return ReportText(collapse(cleaned.text), "en", (), tuple(cleaned.dropped), n, n)
 
     def clean(self, source: str, row: dict) -> ReportText:
         """The cleaned report of one record-frame row."""
@@ -115,7 +109,7 @@ class ReportCleaner:
             return self.mimic(row.get("statements") or [])
         if source == "ptbxl":
             return self.ptbxl(row["record_id"], row.get("report") or "")
-        return ReportText(collapse_spaces(row.get("report") or ""), "unknown")
+        return ReportText(collapse(row.get("report") or ""), "unknown")
 
     def min_words(self, source: str) -> int:
         """Reports of ``source`` with fewer words than this are rejected."""
