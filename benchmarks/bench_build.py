@@ -90,8 +90,8 @@ def run_floor(root: Path, out: Path, per_shard: int, workers: int) -> None:
 
 
 def run_build(root: Path, out: Path, per_shard: int, workers: int) -> None:
+    from pipeline.build import build_corpus
     from pipeline.config import BuildConfig
-    from pipeline.corpus import build_corpus
 
     cfg = BuildConfig.model_validate(
         {

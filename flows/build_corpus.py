@@ -1,13 +1,13 @@
-"""The ``build-corpus`` Prefect flow: thin tasks over :mod:`pipeline` (no signal or text logic).
+"""The ``build-corpus`` Prefect flow: :func:`pipeline.build.build` with each step in a task.
 
-discover -> plan (fingerprints, units to do) -> process units -> finalise (ledger, manifest, card,
-fingerprints, refresh history) -> validate -> a markdown artifact with the counts.
-
-Units run in a local process pool (``pipeline.build.run_units``) or, when ``dask_address`` names a
-Dask scheduler, one Prefect task per unit on that cluster through prefect-dask's ``DaskTaskRunner``.
-Tasks exchange paths, ids and metadata rows, never signal arrays. Correctness rests on the
-pipeline's atomic writes and completion records (a killed run resumes), not on Prefect's caching,
-which is off (``NO_CACHE``).
+The control flow (no input check, discover -> plan -> execute -> finalise -> validate, the
+"nothing changed" exit) is the pipeline's own; this module only wraps the steps in tasks, logs,
+and writes a markdown artifact with the counts. Units run in the build's local process pool or,
+when ``dask_address`` names a Dask scheduler, one Prefect task per unit on that cluster through
+prefect-dask's ``DaskTaskRunner``; the inputs are then fingerprinted on the same cluster. Tasks
+exchange paths, ids and metadata rows, never signal arrays. Correctness rests on the pipeline's
+atomic writes and completion records (a killed run resumes), not on Prefect's caching, which is
+off (``NO_CACHE``).
 
 Run directly: ``python -m flows.build_corpus --config build.yaml [--mode refresh]``.
 """
@@ -15,6 +15,9 @@ Run directly: ``python -m flows.build_corpus --config build.yaml [--mode refresh
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -22,29 +25,32 @@ from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from pipeline.build import SourceInput, UnitResult, WorkUnit, discover, process_unit, run_units
+from pipeline.build import BuildOutcome, Steps, build
 from pipeline.config import BuildConfig, load_config
-from pipeline.corpus import validate_corpus
-from pipeline.refresh import RefreshPlan, finalise_refresh, plan_refresh
+from pipeline.execute import process_unit, run_units
+from pipeline.finalise import finalise, validate_corpus
+from pipeline.plan import Plan, discover, make_plan
+from pipeline.units import UnitResult, WorkUnit
 from schemas import Manifest
 
 IO_RETRIES = {"retries": 2, "retry_delay_seconds": 5}
 
 
 @task(name="discover", cache_policy=NO_CACHE, **IO_RETRIES)
-def discover_task(config: BuildConfig) -> list[SourceInput]:
+def discover_task(config: BuildConfig, sources):
     """List every source's records (metadata only), with splits and metadata rejections."""
-    sources = discover(config)
-    log = get_run_logger()
-    for s in sources:
-        log.info("%s: %d records seen, %d rejected on metadata", s.name, s.seen, len(s.rejections))
-    return sources
+    found = discover(config, sources)
+    for s in found:
+        get_run_logger().info(
+            "%s: %d records seen, %d rejected on metadata", s.name, s.seen, len(s.rejections)
+        )
+    return found
 
 
 @task(name="plan", cache_policy=NO_CACHE, **IO_RETRIES)
-def plan_task(config: BuildConfig, sources: list[SourceInput]) -> RefreshPlan:
-    """Fingerprint the inputs, plan the units and compare with the corpus on disk."""
-    plan = plan_refresh(config, sources)
+def plan_task(config: BuildConfig, sources, executor: Executor | None) -> Plan:
+    """Fingerprint the inputs (on the build's pool or cluster), plan, compare with the disk."""
+    plan = make_plan(config, sources, executor)
     c = plan.changes
     get_run_logger().info(
         "%d units planned, %d to write, %d kept; records added %d, changed %d, removed %d%s",
@@ -62,7 +68,7 @@ def plan_task(config: BuildConfig, sources: list[SourceInput]) -> RefreshPlan:
 @task(
     name="process-unit",
     cache_policy=NO_CACHE,
-    task_run_name="unit {unit.source}/{unit.split}-{unit.index}",
+    task_run_name="unit {unit.source.name}/{unit.split}-{unit.index}",
     **IO_RETRIES,
 )
 def process_unit_task(unit: WorkUnit, config: BuildConfig, out: str) -> UnitResult:
@@ -75,15 +81,18 @@ def process_unit_task(unit: WorkUnit, config: BuildConfig, out: str) -> UnitResu
 
 
 @task(name="process-units", cache_policy=NO_CACHE, **IO_RETRIES)
-def process_units_local(units: list[WorkUnit], config: BuildConfig) -> list[UnitResult]:
-    """All units in a local process pool (``config.workers``, 0 = all cores)."""
+def process_units_local(
+    units: list[WorkUnit], config: BuildConfig, executor: Executor | None, on_done=None
+) -> list[UnitResult]:
+    """All units in the build's local process pool (``config.workers``, 0 = all cores)."""
     log = get_run_logger()
-    return run_units(
-        units,
-        config,
-        config.out,
-        on_done=lambda r: log.info("%s: %d rows, %d rejected", r.path, r.rows, len(r.rejections)),
-    )
+
+    def done(r: UnitResult) -> None:
+        log.info("%s: %d rows, %d rejected", r.path, r.rows, len(r.rejections))
+        if on_done:
+            on_done(r)
+
+    return run_units(units, config, executor, done)
 
 
 @flow(name="process-units-dask")
@@ -93,35 +102,60 @@ def process_units_dask(units: list[WorkUnit], config: BuildConfig) -> list[UnitR
     return [f.result() for f in futures]
 
 
+def dask_execute(address: str) -> Callable[..., list[UnitResult]]:
+    """The execute step for a Dask cluster: the units as Prefect tasks on ``address``."""
+    from prefect_dask import DaskTaskRunner
+
+    def execute(units, config, executor=None, on_done=None) -> list[UnitResult]:
+        runner = DaskTaskRunner(address=address)
+        return process_units_dask.with_options(task_runner=runner)(units, config)
+
+    return execute
+
+
 @task(name="finalise", cache_policy=NO_CACHE, **IO_RETRIES)
-def finalise_task(
-    config: BuildConfig,
-    sources: list[SourceInput],
-    plan: RefreshPlan,
-    results: list[UnitResult],
-    mode: str,
-) -> Manifest:
+def finalise_task(config: BuildConfig, plan: Plan, results: list[UnitResult], mode: str):
     """Write the rejection ledger, fingerprints, manifest (with refresh history) and card."""
-    return finalise_refresh(config, sources, plan, results, mode)
+    return finalise(config, plan, results, mode)
 
 
 @task(name="validate", cache_policy=NO_CACHE)
-def validate_task(out: str) -> list[str]:
-    """Checksums, schema and counts of the written corpus; raises when anything is wrong."""
-    problems = validate_corpus(Path(out))
-    if problems:
-        raise RuntimeError("corpus is not valid: " + "; ".join(problems))
-    return problems
+def validate_task(out: Path) -> list[str]:
+    """Checksums, schema and counts of the written corpus (the build raises on any problem)."""
+    return validate_corpus(Path(out))
 
 
-def counts_markdown(manifest: Manifest | None, plan: RefreshPlan, out: str) -> str:
+def prefect_steps(dask_address: str | None) -> Steps:
+    """The pipeline's steps, each a Prefect task (the units on Dask when an address is given)."""
+    return Steps(
+        discover=discover_task,
+        plan=plan_task,
+        execute=dask_execute(dask_address) if dask_address else process_units_local,
+        finalise=finalise_task,
+        validate=validate_task,
+    )
+
+
+@contextmanager
+def cluster_executor(dask_address: str | None) -> Iterator[Executor | None]:
+    """A ``concurrent.futures`` executor on the Dask cluster, or None (the build's local pool)."""
+    if not dask_address:
+        yield None
+        return
+    from distributed import Client
+
+    with Client(dask_address) as client:
+        yield client.get_executor()
+
+
+def counts_markdown(manifest: Manifest | None, plan: Plan, out: str) -> str:
     """The artifact: kept per split, rejected per reason, and what this run changed (no links)."""
     lines = [f"# Corpus `{out}`", ""]
     c = plan.changes
+    removed = manifest.refreshes[-1].removed_shards if manifest else plan.stale_shards
     lines += [
         f"Records added {len(c.added)}, changed {len(c.changed)}, removed {len(c.removed)}; "
-        f"shards written {len(plan.todo)}, kept {len(plan.done)}, "
-        f"removed {len(plan.stale_shards)}.",
+        f"shards written {len(plan.todo)}, kept {len(plan.done)}, removed {len(removed)}.",
         "",
     ]
     if manifest is None:
@@ -154,35 +188,28 @@ def build_corpus_flow(
     shards whose records or inputs changed and resume a killed run. ``dask_address`` (e.g.
     ``tcp://127.0.0.1:8786``) runs the units on that Dask scheduler; None = local process pool.
     """
-    log = get_run_logger()
-    if config.ptbxl is None and config.mimic is None:
-        raise ValueError("no input: give a PTB-XL and/or a MIMIC-IV-ECG folder")
-    sources = discover_task(config)
-    plan = plan_task(config, sources)
-    out = str(config.out)
-    if mode == "refresh" and plan.nothing_to_do:
-        log.info("nothing changed since the last build: no file written")
-        create_markdown_artifact(
-            counts_markdown(None, plan, out), key="corpus-counts", description="build-corpus counts"
+    with cluster_executor(dask_address) as executor:
+        outcome: BuildOutcome = build(
+            config, mode, executor=executor, steps=prefect_steps(dask_address)
         )
-        return {"written": [], "changed": False}
-    if not plan.todo:
-        results: list[UnitResult] = []
-    elif dask_address:
-        from prefect_dask import DaskTaskRunner
-
-        runner = DaskTaskRunner(address=dask_address)
-        results = process_units_dask.with_options(task_runner=runner)(plan.todo, config)
-    else:
-        results = process_units_local(plan.todo, config)
-    manifest = finalise_task(config, sources, plan, results, mode)
-    validate_task(out)
+    out = str(config.out)
     create_markdown_artifact(
-        counts_markdown(manifest, plan, out), key="corpus-counts", description="build-corpus counts"
+        counts_markdown(outcome.manifest, outcome.plan, out),
+        key="corpus-counts",
+        description="build-corpus counts",
     )
-    written = sorted(r.path for r in results if r.rows)
-    log.info("corpus written to %s: %d shards written, %d kept", out, len(written), len(plan.done))
-    return {"written": written, "changed": True, "files": [f.path for f in manifest.files]}
+    log = get_run_logger()
+    if outcome.manifest is None:
+        log.info("nothing changed since the last build: no file written")
+        return {"written": [], "changed": False}
+    log.info(
+        "corpus written to %s: %d shards written, %d kept",
+        out,
+        len(outcome.written),
+        len(outcome.plan.done),
+    )
+    files = [f.path for f in outcome.manifest.files]
+    return {"written": outcome.written, "changed": True, "files": files}
 
 
 def main(argv: list[str] | None = None) -> None:

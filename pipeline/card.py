@@ -6,12 +6,12 @@ also has its own config (``load_dataset(dir, "ptbxl")``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import yaml
 
+from pipeline.sources import Source
 from schemas import CANONICAL_LEADS, SPLITS, Manifest
-
-DATASET_TITLES = {"ptbxl": "PTB-XL v1.0.3", "mimic": "MIMIC-IV-ECG v1.0"}
-LICENSES = {"ptbxl": "CC BY 4.0", "mimic": "ODbL v1.0 (check PhysioNet's current terms)"}
 
 
 def _data_files(manifest: Manifest, source: str | None) -> list[dict]:
@@ -48,8 +48,20 @@ def _counts_table(manifest: Manifest) -> str:
     return "\n".join(lines)
 
 
-def render_card(manifest: Manifest) -> str:
-    """The whole README.md of a corpus."""
+def _source_lines(manifest: Manifest, sources: Mapping[str, Source]) -> str:
+    lines = []
+    for n, c in sorted(manifest.counts.items()):
+        src = sources.get(n)
+        title, license_ = (src.title, src.license) if src else (n, "see the source")
+        lines.append(
+            f"- `{n}`: {title}{' (synthetic stand-in)' if c.synthetic else ''}, license {license_}"
+            + (f". {src.card_text()}" if src else "")
+        )
+    return "\n".join(lines)
+
+
+def render_card(manifest: Manifest, sources: Mapping[str, Source]) -> str:
+    """The whole README.md of a corpus (``sources``: name -> source, for titles and licenses)."""
     synthetic = [n for n, c in manifest.counts.items() if c.synthetic]
     warning = (
         f"\n> **Synthetic data.** The {', '.join(sorted(synthetic))} records of this corpus were "
@@ -57,11 +69,6 @@ def render_card(manifest: Manifest) -> str:
         "data and are for trying the pipeline only.\n"
         if synthetic
         else ""
-    )
-    sources = "\n".join(
-        f"- `{n}`: {DATASET_TITLES.get(n, n)}{' (synthetic stand-in)' if c.synthetic else ''}, "
-        f"license {LICENSES.get(n, 'see source')}"
-        for n, c in sorted(manifest.counts.items())
     )
     reasons = sorted({(n, r, k) for n, c in manifest.counts.items() for r, k in c.rejected.items()})
     rejected = "\n".join(f"- {n}: {r} × {k}" for n, r, k in reasons) or "- none"
@@ -72,7 +79,7 @@ def render_card(manifest: Manifest) -> str:
         "ECG–report instruction pairs for Multimodal ECG Instruction Tuning, built by meit-corpus.\n\n"
         '```python\nfrom datasets import load_dataset\nds = load_dataset("<this folder>")  '
         '# or load_dataset("<this folder>", "ptbxl")\n```\n\n'
-        f"## Sources\n{sources}\n\n"
+        f"## Sources\n{_source_lines(manifest, sources)}\n\n"
         f"## Counts\n{_counts_table(manifest)}\n\nRejected records by reason (details in "
         f"`rejections.parquet`):\n{rejected}\n\n"
         "## Rows\n"
@@ -87,7 +94,7 @@ def render_card(manifest: Manifest) -> str:
 
 
 SPLIT_MODES = {
-    "folds": "PTB-XL's stratified folds (patient-level)",
+    "folds": "the dataset's own stratified folds (patient-level)",
     "patient": "stable hash of the patient id (patient-level)",
     "meit": "MEIT's released record-level split: **leaks patients across splits**; for "
     "comparison with the paper only",

@@ -11,8 +11,10 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from pipeline.config import BuildConfig, config_error_line, load_config
-from pipeline.corpus import build_corpus, read_manifest, validate_corpus, with_demo_inputs
+from pipeline.build import build_corpus
 from pipeline.errors import InputError
+from pipeline.finalise import validate_corpus
+from schemas import read_manifest
 
 DEMO_INPUTS = Path("demo-data")
 
@@ -47,8 +49,10 @@ def _build(args: argparse.Namespace, console: Console) -> int:
             f"[red]config error:[/red] {config_error_line(exc)}", highlight=False, soft_wrap=True
         )
         return 2
-    if cfg.ptbxl is None and cfg.mimic is None:
+    if not cfg.inputs():
         console.print(f"No input given: building the SYNTHETIC demo (inputs in ./{DEMO_INPUTS}).")
+        from pipeline.sources.demo import with_demo_inputs
+
         cfg = with_demo_inputs(cfg, DEMO_INPUTS)
     try:
         with build_progress(console) as (on_plan, on_done):

@@ -13,6 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipeline.qa import REPORT_TASK, TASKS
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -65,9 +67,6 @@ class SignalConfig(_Strict):
         return int(round(self.fs * self.duration_s))
 
 
-TASKS = ("report_generation", "rhythm", "diagnosis", "heart_rate", "intervals", "axes")
-
-
 class TextConfig(_Strict):
     """Report cleaning and instruction rendering."""
 
@@ -91,7 +90,7 @@ class TextConfig(_Strict):
         1, ge=1, le=len(TASKS), description="rows per record: the report, then drawn QA tasks"
     )
     task_weights: dict[str, float] = Field(
-        default_factory=lambda: {t: 1.0 for t in TASKS if t != "report_generation"},
+        default_factory=lambda: {t: 1.0 for t in TASKS if t != REPORT_TASK},
         description="relative weights of the extra tasks (examples 2..N of a record)",
     )
     scp_min_likelihood: float = Field(
@@ -151,6 +150,24 @@ class SplitConfig(_Strict):
         return self
 
 
+def local_location(v: object) -> object:
+    """``file://`` URLs (fsspec's local filesystem) become plain paths; other URLs stay."""
+    if isinstance(v, str) and v.startswith("file://"):
+        from fsspec.implementations.local import LocalFileSystem
+
+        return Path(LocalFileSystem._strip_protocol(v))
+    if isinstance(v, str) and "://" not in v:
+        return Path(v)  # a local folder; URLs stay strings (Path would fold their "//")
+    return v
+
+
+def existing_folder(v: object) -> object:
+    """``v`` unchanged, or ``ValueError`` when it is a local path that is not a folder."""
+    if isinstance(v, Path) and not v.is_dir():
+        raise ValueError(f"input folder does not exist: {v}")
+    return v
+
+
 class BuildConfig(_Strict):
     """Everything a build depends on. Its hash goes in the manifest."""
 
@@ -160,6 +177,10 @@ class BuildConfig(_Strict):
     ptbxl_records: Literal["records500", "records100"] = "records500"
     mimic: Path | str | None = Field(
         None, description="MIMIC-IV-ECG root (holds record_list.csv): a folder or an fsspec URL"
+    )
+    sources: dict[str, Path | str] = Field(
+        default_factory=dict,
+        description="folders of other registered sources, by name (see pipeline/sources)",
     )
     out: Path = Path("corpus")
     workers: int = Field(0, ge=0, description="worker processes; 0 = all cores")
@@ -180,17 +201,17 @@ class BuildConfig(_Strict):
     split: SplitConfig = SplitConfig()
     synthetic: bool = Field(False, description="inputs are the generated demo (set by the CLI)")
 
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _source_folders(cls, v: object) -> object:
+        if isinstance(v, dict):
+            return {k: existing_folder(local_location(x)) for k, x in v.items()}
+        return v
+
     @field_validator("ptbxl", "mimic", "out", mode="before")
     @classmethod
     def _local_url(cls, v: object) -> object:
-        """``file://`` URLs (fsspec's local filesystem) become plain paths; other URLs stay."""
-        if isinstance(v, str) and v.startswith("file://"):
-            from fsspec.implementations.local import LocalFileSystem
-
-            return Path(LocalFileSystem._strip_protocol(v))
-        if isinstance(v, str) and "://" not in v:
-            return Path(v)  # a local folder; URLs stay strings (Path would fold their "//")
-        return v
+        return local_location(v)
 
     @field_validator("out", mode="before")
     @classmethod
@@ -204,13 +225,17 @@ class BuildConfig(_Strict):
     @field_validator("ptbxl", "mimic")
     @classmethod
     def _exists(cls, v: Path | str | None) -> Path | str | None:
-        if isinstance(v, Path) and not v.is_dir():
-            raise ValueError(f"input folder does not exist: {v}")
-        return v
+        return existing_folder(v)
+
+    def inputs(self) -> dict[str, Path | str]:
+        """Source name -> input folder, for every source given (PTB-XL, MIMIC, then the rest)."""
+        given = {"ptbxl": self.ptbxl, "mimic": self.mimic, **self.sources}
+        return {name: root for name, root in given.items() if root is not None}
 
     def content_hash(self) -> str:
         """sha256 of the settings that shape the data (not workers/out, which do not)."""
-        data = self.model_dump(mode="json", exclude={"workers", "out"})
+        exclude = {"workers", "out"} | (set() if self.sources else {"sources"})
+        data = self.model_dump(mode="json", exclude=exclude)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

@@ -17,7 +17,8 @@ import jinja2
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
-from pipeline.splits import stable_unit
+from pipeline.hashing import stable_unit
+from pipeline.qa import FACT_COLUMNS
 from templates import TEMPLATES_DIR
 
 CONTEXT_FIELDS: dict[str, str] = {
@@ -29,19 +30,9 @@ CONTEXT_FIELDS: dict[str, str] = {
     "duration_s": "ecg",
     "n_leads": "ecg",
     "report": "report",
-    "rhythm_statements": "scp_codes",
-    "diagnostic_statements": "scp_codes",
-    "heart_rate_bpm": "measurements",
-    "pr_ms": "measurements",
-    "qrs_ms": "measurements",
-    "qt_ms": "measurements",
-    "p_axis": "measurements",
-    "qrs_axis": "measurements",
-    "t_axis": "measurements",
+    **FACT_COLUMNS,
 }
 """Variables a template may use, each with the row column (schema field) it is computed from."""
-
-DATASET_NAMES = {"ptbxl": "PTB-XL", "mimic": "MIMIC-IV-ECG"}
 
 
 @dataclass(frozen=True)

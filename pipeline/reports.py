@@ -102,17 +102,3 @@ class ReportCleaner:
         )
         n = word_count(cleaned.text)
         return ReportText(collapse(cleaned.text), "en", (), tuple(cleaned.dropped), n, n)
-
-    def clean(self, source: str, row: dict) -> ReportText:
-        """The cleaned report of one record-frame row."""
-        if source == "mimic":
-            return self.mimic(row.get("statements") or [])
-        if source == "ptbxl":
-            return self.ptbxl(row["record_id"], row.get("report") or "")
-        return ReportText(collapse(row.get("report") or ""), "unknown")
-
-    def min_words(self, source: str) -> int:
-        """Reports of ``source`` with fewer words than this are rejected."""
-        if source == "mimic":
-            return max(1, self.cfg.mimic_min_report_words)
-        return max(1, self.cfg.min_report_words)

@@ -1,4 +1,6 @@
-"""Parquet shards: names, stable bucket assignment, and an atomic writer with the explicit schema.
+"""Parquet shards: stable bucket assignment, and atomic writers with the explicit schema.
+
+Shard names and checksums are part of the corpus contract (:mod:`schemas.layout`).
 
 Writer settings (measured on these machines for 12 x 5000 float16 rows): pyarrow's defaults cost
 ~3.8 ms per record; with dictionary encoding and statistics off for the signal column and zstd
@@ -7,7 +9,6 @@ level 1, ~0.9 ms. The file appears under its final name only when complete (temp
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from pathlib import Path
@@ -16,7 +17,7 @@ from types import TracebackType
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.splits import stable_unit
+from pipeline.hashing import stable_unit
 
 SIGNAL_COLUMN = "ecg"
 COMPRESSION_LEVEL = 1
@@ -30,20 +31,6 @@ def shard_count(n_records: int, records_per_shard: int) -> int:
 def shard_bucket(row_id: str, n_shards: int) -> int:
     """The shard a row belongs to: a stable hash bucket of its id."""
     return int(stable_unit("shard", row_id) * n_shards)
-
-
-def shard_name(split: str, index: int, count: int) -> str:
-    """Hugging Face style shard file name, e.g. ``train-00003-of-00016.parquet``."""
-    return f"{split}-{index:05d}-of-{count:05d}.parquet"
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def temp_path(final: Path) -> Path:

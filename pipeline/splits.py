@@ -1,26 +1,16 @@
-"""Patient-level splits: PTB-XL by its stratified folds, other sources by a stable patient hash.
+"""Patient-level splits: by the source's own folds (PTB-XL) or by a stable patient hash.
 
 Both keep every patient in exactly one split; :func:`audit_splits` proves it on the final frame.
+A source says which rule it follows (:attr:`pipeline.sources.Source.split_rule`).
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-
 import polars as pl
 
 from pipeline.config import SplitConfig
-from schemas import SPLITS
-
-
-def stable_unit(namespace: str, key: str, seed: int = 0) -> float:
-    """A number in [0, 1) that depends only on its arguments (sha256, platform-independent).
-
-    ``namespace`` keeps independent choices (split, shard, template) uncorrelated for one key.
-    """
-    digest = hashlib.sha256(f"{namespace}/{seed}/{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+from pipeline.hashing import stable_unit
+from schemas import SPLITS, SplitAudit
 
 
 def hash_split(patient_id: str, fractions: dict[str, float], seed: int) -> str:
@@ -42,21 +32,21 @@ def fold_split(fold: int | None, folds: dict[str, list[int]]) -> str | None:
     return None
 
 
-def split_mode(source: str, cfg: SplitConfig) -> str:
-    """How ``source`` is split: ``folds`` (PTB-XL), ``patient`` hash, or ``meit`` (record hash)."""
-    if source == "ptbxl":
+def split_mode(split_rule: str, cfg: SplitConfig) -> str:
+    """How a source is split: ``folds`` (its own), ``patient`` hash, or ``meit`` (record hash)."""
+    if split_rule == "folds":
         return "folds"
     return cfg.mode
 
 
-def assign_splits(frame: pl.DataFrame, source: str, cfg: SplitConfig) -> pl.DataFrame:
-    """Add a ``split`` column: folds for PTB-XL, the patient hash for every other source.
+def assign_splits(frame: pl.DataFrame, split_rule: str, cfg: SplitConfig) -> pl.DataFrame:
+    """Add a ``split`` column: by fold for ``folds`` sources, else by the patient hash.
 
     With ``cfg.mode == "meit"`` sources without folds are split per record (MEIT's released
     90 / 9 / 1, seeded), which leaks patients. A record left without a split (PTB-XL row without a
     usable fold) gets null and is rejected later with reason ``no_split``.
     """
-    mode = split_mode(source, cfg)
+    mode = split_mode(split_rule, cfg)
     if mode == "folds":
         expr = pl.col("strat_fold").map_elements(
             lambda f: fold_split(f, cfg.ptbxl_folds), return_dtype=pl.String
@@ -72,24 +62,13 @@ def assign_splits(frame: pl.DataFrame, source: str, cfg: SplitConfig) -> pl.Data
     return frame.with_columns(expr.alias("split"))
 
 
-@dataclass(frozen=True)
-class SplitAudit:
-    """Patients per split, how many appear in more than one split, and the split mode."""
-
-    patients: dict[str, int]
-    leaking_patients: int
-    mode: str = "patient"
-
-    @property
-    def leaks_by_design(self) -> bool:
-        """True for MEIT's record-level split, which is allowed to leak (and labelled so)."""
-        return self.mode == "meit"
-
-
 def audit_splits(frame: pl.DataFrame, mode: str = "patient") -> SplitAudit:
-    """Audit a frame with ``patient_id`` and ``split`` columns (rows without a split ignored)."""
+    """Audit a frame with ``patient_id`` and ``split`` columns (rows without a split ignored).
+
+    MEIT's record-level split (``mode == "meit"``) leaks patients by design: ``leaks`` says so.
+    """
     assigned = frame.filter(pl.col("split").is_not_null())
     per_patient = assigned.group_by("patient_id").agg(pl.col("split").n_unique().alias("n"))
     patients = {s: assigned.filter(pl.col("split") == s)["patient_id"].n_unique() for s in SPLITS}
     leaking = int((per_patient["n"] > 1).sum())
-    return SplitAudit(patients=patients, leaking_patients=leaking, mode=mode)
+    return SplitAudit(patients=patients, leaking_patients=leaking, mode=mode, leaks=mode == "meit")

@@ -58,6 +58,7 @@ import numpy as np
 import wfdb
 from scipy.signal import resample_poly
 
+from pipeline.config import BuildConfig
 from schemas import CANONICAL_LEADS
 
 PTBXL_LEADS: tuple[str, ...] = tuple("I II III AVR AVL AVF V1 V2 V3 V4 V5 V6".split())
@@ -711,3 +712,9 @@ def _synthetic_note(n_ptbxl: int, n_mimic: int, seed: int, defects: list[DemoDef
         f"| {d.source} | {d.record_id} | {d.path} | {d.defect} | {d.expected} |" for d in defects
     ]
     return "\n".join(lines) + "\n"
+
+
+def with_demo_inputs(cfg: BuildConfig, demo_dir: Path) -> BuildConfig:
+    """``cfg`` pointed at freshly written synthetic demo folders (deterministic, labelled synthetic)."""
+    paths = write_demo(Path(demo_dir), overwrite=True)
+    return cfg.model_copy(update={"ptbxl": paths.ptbxl, "mimic": paths.mimic, "synthetic": True})

@@ -3,15 +3,28 @@
 ``prepare_mimic(root)`` reads ``record_list.csv`` (one row per record) and merges it on
 (subject_id, study_id) with ``machine_measurements.csv`` (never by row order). The report is the
 non-empty ``report_0`` … ``report_17`` statements in order. Records without a measurements row keep
-an empty report and are rejected later with reason ``empty_report``.
+an empty report and are rejected later with reason ``empty_report``. Patients (subject_id) are
+split by a seeded hash. Question–answer facts (heart rate, PR/QRS/QT, axes) come from the machine
+measurements, range-checked: values outside physiological ranges (e.g. the 29999 sentinels) are
+dropped, and a task is only offered when all of its values survive.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
 import polars as pl
 
-from pipeline.sources.common import RECORD_COLUMNS, empty_record_frame
+from pipeline.qa import in_range, no_facts
+from pipeline.sources.record import RECORD_COLUMNS, empty_record_frame
 from pipeline.storage import Location, csv_source, exists, join
+
+if TYPE_CHECKING:
+    from pipeline.config import BuildConfig, TextConfig
+    from pipeline.reports import ReportCleaner, ReportText
 
 SOURCE = "mimic"
 N_REPORT_FIELDS = 18
@@ -85,3 +98,91 @@ def prepare_mimic(root: Location, limit: int | None = None) -> pl.DataFrame:
     if limit is not None:
         frame = frame.head(limit)
     return frame.select(RECORD_COLUMNS)
+
+
+def _number(data: dict, key: str) -> float | None:
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def measurement_facts(measurements_json: str | None) -> dict[str, int | None]:
+    """Heart rate, PR/QRS/QT and the P/QRS/T axes from MIMIC's machine measurements."""
+    data = json.loads(measurements_json) if measurements_json else {}
+    rr = _number(data, "rr_interval")
+    p_on, qrs_on = _number(data, "p_onset"), _number(data, "qrs_onset")
+    qrs_end, t_end = _number(data, "qrs_end"), _number(data, "t_end")
+
+    def diff(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else a - b
+
+    sentinel_free = {
+        k: v
+        for k, v in (
+            ("p_onset", p_on),
+            ("qrs_onset", qrs_on),
+            ("qrs_end", qrs_end),
+            ("t_end", t_end),
+        )
+        if v is not None and 0 <= v < 5000
+    }
+    p_on, qrs_on = sentinel_free.get("p_onset"), sentinel_free.get("qrs_onset")
+    qrs_end, t_end = sentinel_free.get("qrs_end"), sentinel_free.get("t_end")
+    raw = {
+        "heart_rate_bpm": 60000.0 / rr if rr and rr > 0 else None,
+        "pr_ms": diff(qrs_on, p_on),
+        "qrs_ms": diff(qrs_end, qrs_on),
+        "qt_ms": diff(t_end, qrs_on),
+        "p_axis": _number(data, "p_axis"),
+        "qrs_axis": _number(data, "qrs_axis"),
+        "t_axis": _number(data, "t_axis"),
+    }
+    facts = {}
+    for name, value in raw.items():
+        checked = in_range(name, value)
+        facts[name] = None if checked is None else int(round(checked))
+    return facts
+
+
+@dataclass(frozen=True)
+class MimicIvEcg:
+    """MIMIC-IV-ECG as a :class:`pipeline.sources.Source`."""
+
+    name: str = SOURCE
+    title: str = "MIMIC-IV-ECG v1.0"
+    display_name: str = "MIMIC-IV-ECG"
+    license: str = "ODbL v1.0 (check PhysioNet's current terms)"
+    split_rule: str = "patient"
+
+    def prepare(self, root: Location, cfg: BuildConfig) -> pl.DataFrame:
+        return prepare_mimic(root, cfg.limit)
+
+    def load_resources(self, root: Location) -> Mapping[str, Any]:
+        return {}
+
+    def clean_report(self, cleaner: ReportCleaner, row: dict) -> ReportText:
+        """The machine statements, cleaned by rule and joined."""
+        return cleaner.mimic(row.get("statements") or [])
+
+    def min_report_words(self, text: TextConfig) -> int:
+        return max(1, text.mimic_min_report_words)
+
+    def facts(self, row: dict, resources: Mapping[str, Any], text: TextConfig) -> dict:
+        """Heart rate, intervals and axes of the machine measurements."""
+        facts = no_facts()
+        facts.update(measurement_facts(row.get("measurements")))
+        return facts
+
+    def card_text(self) -> str:
+        return (
+            "MIMIC-IV-ECG: 800,035 10-s 12-lead ECGs (500 Hz) of 161,352 patients, "
+            "with the ECG machines' statements as reports; split by a seeded hash of the "
+            "patient (subject_id), so every patient is in one split."
+        )
+
+
+MIMIC = MimicIvEcg()

@@ -18,8 +18,9 @@ import time
 
 import pytest
 
+from pipeline.build import build_corpus
 from pipeline.config import BuildConfig
-from pipeline.corpus import build_corpus, validate_corpus
+from pipeline.finalise import validate_corpus
 
 from .conftest import BIN, add_ptbxl_records, free_port, shard_digests
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.corpus import read_manifest, validate_corpus
+from pipeline.finalise import validate_corpus
+from schemas import read_manifest
 from tests.pipeline.test_corpus import write_mimic_from_ptbxl
 
 from .conftest import BIN, REPO, add_ptbxl_records, shard_digests

@@ -6,9 +6,12 @@ import csv
 import shutil
 from pathlib import Path
 
+from pipeline.build import build
 from pipeline.config import BuildConfig
-from pipeline.corpus import read_manifest, validate_corpus
-from pipeline.refresh import FINGERPRINTS, diff_fingerprints, input_fingerprints, refresh_corpus
+from pipeline.finalise import validate_corpus
+from pipeline.plan import diff_fingerprints, discover, input_fingerprints
+from pipeline.sources import registry
+from schemas import FINGERPRINTS, read_manifest
 
 SHARDS = 4
 
@@ -29,35 +32,34 @@ def remove_record(root: Path, ecg_id: str) -> None:
 
 
 def test_fingerprints_cover_header_data_and_metadata(sample_copy):
-    from pipeline.build import discover
 
     cfg = config(sample_copy, sample_copy.parent / "out")
-    before = input_fingerprints(discover(cfg))
+    before = input_fingerprints(discover(cfg, registry()))
     dat = sample_copy / "records500/06000/06001_hr.dat"
     data = bytearray(dat.read_bytes())
     data[100] ^= 1
     dat.write_bytes(bytes(data))
-    after_data = input_fingerprints(discover(cfg))
+    after_data = input_fingerprints(discover(cfg, registry()))
     assert diff_fingerprints(before, after_data).changed == ("ptbxl/6001",)
     hea = sample_copy / "records500/06000/06002_hr.hea"
     hea.write_text(hea.read_text() + "# comment\n")
     db = sample_copy / "ptbxl_database.csv"
     text = db.read_text()
     db.write_text(text.replace("sinus rhythm. normal ecg.", "sinus rhythm. normal ECG.", 1))
-    changes = diff_fingerprints(after_data, input_fingerprints(discover(cfg)))
+    changes = diff_fingerprints(after_data, input_fingerprints(discover(cfg, registry())))
     assert changes.changed == ("ptbxl/6002", "ptbxl/6004") and not changes.added
 
 
 def test_refresh_rewrites_only_affected_shards(sample_copy, add_records, digests, state, tmp_path):
     out = tmp_path / "corpus"
     cfg = config(sample_copy, out)
-    first = refresh_corpus(cfg, mode="full")
+    first = build(cfg, "full")
     assert validate_corpus(out) == [] and first.manifest.fingerprints.path == FINGERPRINTS
     base = digests(out)
 
     # No change: a refresh writes nothing at all.
     frozen = state(out)
-    noop = refresh_corpus(cfg)
+    noop = build(cfg, "refresh")
     assert noop.manifest is None and noop.written == [] and state(out) == frozen
 
     # Add records, change one, remove one.
@@ -67,7 +69,7 @@ def test_refresh_rewrites_only_affected_shards(sample_copy, add_records, digests
     data[2000] ^= 4
     dat.write_bytes(bytes(data))
     remove_record(sample_copy, "6007")
-    outcome = refresh_corpus(cfg)
+    outcome = build(cfg, "refresh")
     after = digests(out)
     after_state = state(out)
     plan = outcome.plan
@@ -97,7 +99,7 @@ def test_refresh_rewrites_only_affected_shards(sample_copy, add_records, digests
 
     # A full rebuild from scratch of the same inputs gives identical shards.
     fresh = tmp_path / "fresh"
-    refresh_corpus(config(sample_copy, fresh), mode="full")
+    build(config(sample_copy, fresh), "full")
     assert digests(fresh) == after
 
 
@@ -106,10 +108,10 @@ def test_refresh_without_fixed_buckets_still_correct(sample_copy, add_records, d
     renumbers that split's shards, and the result still equals a full build."""
     out = tmp_path / "corpus"
     cfg = BuildConfig(ptbxl=sample_copy, out=out, workers=1, records_per_shard=4)
-    refresh_corpus(cfg, mode="full")
+    build(cfg, "full")
     add_records(sample_copy, 3)
-    refresh_corpus(cfg)
+    build(cfg, "refresh")
     fresh = tmp_path / "fresh"
-    refresh_corpus(cfg.model_copy(update={"out": fresh}), mode="full")
+    build(cfg.model_copy(update={"out": fresh}), "full")
     assert digests(out) == digests(fresh) and validate_corpus(out) == []
     shutil.rmtree(fresh)

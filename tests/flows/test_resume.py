@@ -14,8 +14,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
+from pipeline.build import build_corpus
 from pipeline.config import BuildConfig
-from pipeline.corpus import build_corpus, validate_corpus
+from pipeline.finalise import validate_corpus
 
 from .conftest import add_ptbxl_records, shard_digests
 

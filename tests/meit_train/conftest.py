@@ -62,8 +62,9 @@ def uneven_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory) -> Path:
     """`meit-corpus build` with no input (the synthetic demo), as `make demo` builds it."""
+    from pipeline.build import build_corpus
     from pipeline.config import BuildConfig
-    from pipeline.corpus import build_corpus, with_demo_inputs
+    from pipeline.sources.demo import with_demo_inputs
 
     tmp = tmp_path_factory.mktemp("demo")
     cfg = with_demo_inputs(BuildConfig(out=tmp / "corpus", workers=1), tmp / "inputs")

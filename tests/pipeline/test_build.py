@@ -21,11 +21,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.build import build_corpus
 from pipeline.cli import main
 from pipeline.config import BuildConfig
-from pipeline.corpus import build_corpus, read_manifest, validate_corpus
+from pipeline.finalise import validate_corpus
 from pipeline.sources.demo import MIMIC_WARNING, mimic_record_path
 from pipeline.splits import hash_split
+from schemas import read_manifest
 from tests.pipeline.test_corpus import rows_by_id, write_mimic_from_ptbxl
 
 FOLD_SPLIT = {**{f: "train" for f in range(1, 9)}, 9: "validation", 10: "test"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from pipeline.cli import main
-from pipeline.corpus import read_manifest
+from schemas import read_manifest
 
 
 def test_demo_build_validate_inspect(tmp_path: Path, monkeypatch, capsys):

@@ -28,13 +28,14 @@ import scipy.signal
 import wfdb
 import yaml
 
+from pipeline.build import build_corpus
 from pipeline.cli import main
 from pipeline.conditioning import Conditioned, Loaded, condition, load_one
 from pipeline.config import BuildConfig
-from pipeline.corpus import build_corpus, read_manifest
 from pipeline.errors import RecordRejected
 from pipeline.signal import apply_filters, interpolate_nonfinite, normalise, resample
 from pipeline.sources.demo import write_mimic_record, write_ptbxl_record
+from schemas import read_manifest
 from tests.pipeline.test_corpus import REAL_500HZ, rows_by_id, write_mimic_from_ptbxl
 
 # Canonical order written out here, not imported: the reference must not share the code it checks.

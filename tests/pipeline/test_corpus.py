@@ -13,12 +13,13 @@ import pyarrow.parquet as pq
 import pytest
 import wfdb
 
+from pipeline.build import build_corpus
 from pipeline.cli import main
 from pipeline.config import BuildConfig
-from pipeline.corpus import build_corpus, read_manifest, validate_corpus
+from pipeline.finalise import validate_corpus
 from pipeline.leads import canonical_order
 from pipeline.sources.demo import write_mimic_record
-from schemas import CANONICAL_LEADS
+from schemas import CANONICAL_LEADS, read_manifest
 from tests.conftest import need_module
 
 REAL_500HZ = ["6000", "6001", "6002", "6004", "6005", "6006", "6007", "6008"]

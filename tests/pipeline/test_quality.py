@@ -20,10 +20,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.build import build_corpus
 from pipeline.config import BuildConfig, SignalConfig
-from pipeline.corpus import build_corpus, read_manifest, validate_corpus
+from pipeline.finalise import validate_corpus
 from pipeline.quality import check_flat_and_saturation, check_missing
 from pipeline.sources.demo import write_ptbxl_record
+from schemas import read_manifest
 from tests.pipeline.test_conditioning import LEADS
 from tests.pipeline.test_corpus import rows_by_id
 from tests.pipeline.test_rejections import add_row, real_signal

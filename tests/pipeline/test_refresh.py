@@ -1,4 +1,5 @@
-"""The build's fingerprint / plan / resume / refresh logic (pipeline/refresh.py), without Prefect.
+"""The build's fingerprint / plan / resume / refresh logic (pipeline/plan.py, pipeline/build.py),
+without Prefect.
 
 Fingerprints are pinned by golden values (a change re-keys every unit, so a refresh over an older
 corpus would rewrite it all); plans are checked against corpora built from the real PTB-XL sample;
@@ -21,28 +22,37 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import refresh
-from pipeline.build import PROGRESS_DIR, Rejection, SourceInput, discover
+from pipeline import plan as planning
+from pipeline.build import build
 from pipeline.config import BuildConfig
-from pipeline.corpus import MANIFEST, read_manifest, validate_corpus
-from pipeline.refresh import (
-    FINGERPRINTS,
+from pipeline.finalise import finalise, validate_corpus
+from pipeline.plan import (
     Changes,
-    RefreshPlan,
+    Plan,
     diff_fingerprints,
-    finalise_refresh,
+    discover,
     fingerprint_rows,
     fingerprint_table,
     input_fingerprints,
-    plan_refresh,
+    make_plan,
+    previous_manifest,
     read_fingerprints,
-    read_previous_manifest,
     record_fingerprint,
-    refresh_corpus,
     rejection_fingerprint,
 )
-from pipeline.splits import SplitAudit
-from schemas.manifest import RefreshRecord
+from pipeline.sources import registry
+from pipeline.sources.mimic import MIMIC
+from pipeline.sources.ptbxl import PTBXL
+from pipeline.units import SourceInput
+from schemas import (
+    FINGERPRINTS,
+    MANIFEST,
+    PROGRESS_DIR,
+    RefreshRecord,
+    Rejection,
+    SplitAudit,
+    read_manifest,
+)
 
 SHARDS = 16  # most of the sample's records then sit alone in their shard
 
@@ -93,19 +103,19 @@ def edit_database(root: Path, edit) -> None:
         w.writerows(edit(rows))
 
 
-def shard_of(plan: RefreshPlan) -> dict[str, str]:
+def shard_of(plan: Plan) -> dict[str, str]:
     """Row id -> the shard its unit writes."""
-    return {f"{u.source}/{r['record_id']}": u.relpath for u in plan.units for r in u.records}
+    return {f"{u.name}/{r['record_id']}": u.relpath for u in plan.units for r in u.records}
 
 
 @pytest.fixture(scope="module")
-def built(ptbxl_sample, tmp_path_factory) -> tuple[BuildConfig, RefreshPlan]:
+def built(ptbxl_sample, tmp_path_factory) -> tuple[BuildConfig, Plan]:
     """The real sample built once (read only: tests copy the corpus, never the inputs, since the
     input folder is part of the config hash), with the plan that built it."""
     tmp = tmp_path_factory.mktemp("built")
     shutil.copytree(ptbxl_sample, tmp / "ptbxl")
     cfg = config(tmp / "ptbxl", tmp / "corpus")
-    outcome = refresh_corpus(cfg, mode="full")
+    outcome = build(cfg, "full")
     return cfg, outcome.plan
 
 
@@ -234,8 +244,8 @@ def test_input_fingerprints_cover_every_record_and_rejection(one_record):
     audit = SplitAudit(patients={}, leaking_patients=0)
     rejected = (Rejection("mimic", "77", "missing_file", "no record path"),)
     sources = [
-        SourceInput("ptbxl", "/nowhere", rows, (), audit, 1234),
-        SourceInput("mimic", str(one_record), real, rejected, audit, 3),
+        SourceInput(PTBXL, "/nowhere", rows, (), audit, 1234),
+        SourceInput(MIMIC, str(one_record), real, rejected, audit, 3),
     ]
     expected = {
         f"ptbxl/{r['record_id']}": record_fingerprint("/nowhere", r) for r in rows.to_dicts()
@@ -284,9 +294,10 @@ def test_diff_sorts_every_id_into_exactly_one_kind(old, new):
     assert diff_fingerprints(None, new) == Changes(added=tuple(sorted(new)))
 
 
-def quiet_plan(**update) -> RefreshPlan:
+def quiet_plan(**update) -> Plan:
     """A plan over an existing corpus with nothing to do, with ``update`` applied."""
-    plan = RefreshPlan(
+    plan = Plan(
+        sources=[],
         units=[],
         todo=[],
         done=[],
@@ -315,8 +326,8 @@ def test_nothing_to_do_needs_every_condition():
 
 def test_plan_of_a_new_and_of_an_unchanged_corpus(built, tmp_path, monkeypatch):
     cfg, first = built
-    sources = discover(cfg)
-    fresh = plan_refresh(cfg.model_copy(update={"out": tmp_path / "new"}), sources)
+    sources = discover(cfg, registry())
+    fresh = make_plan(cfg.model_copy(update={"out": tmp_path / "new"}), sources)
     assert not fresh.has_previous and fresh.config_changed and not fresh.nothing_to_do
     assert fresh.todo == fresh.units and fresh.done == [] and len(fresh.units) == 8
     assert fresh.changes == Changes(added=tuple(sorted(fresh.fingerprints)))
@@ -326,12 +337,12 @@ def test_plan_of_a_new_and_of_an_unchanged_corpus(built, tmp_path, monkeypatch):
     manifest = read_manifest(cfg.out)
     hashed = []
     monkeypatch.setattr(
-        refresh,
+        planning,
         "fingerprint_rows",
         lambda root, rows: hashed.extend(rows) or fingerprint_rows(root, rows),
     )
     with CountingExecutor() as pool:
-        again = plan_refresh(cfg, sources, pool)
+        again = make_plan(cfg, sources, pool)
     assert pool.maps == 1  # the inputs were fingerprinted on the given pool ...
     assert len(hashed) == 9  # ... once: every input byte is read once per plan
     assert again.nothing_to_do and again.has_previous and not again.config_changed
@@ -345,23 +356,23 @@ def test_plan_of_a_new_and_of_an_unchanged_corpus(built, tmp_path, monkeypatch):
 
 def test_plan_sees_config_changes_stale_shards_and_lost_work(corpus_copy):
     cfg = corpus_copy
-    sources = discover(cfg)
+    sources = discover(cfg, registry())
     old = sorted(f.path for f in read_manifest(cfg.out).files)
 
-    fewer = plan_refresh(cfg.model_copy(update={"shards_per_split": 2}), sources)
+    fewer = make_plan(cfg.model_copy(update={"shards_per_split": 2}), sources)
     assert fewer.config_changed and fewer.todo == fewer.units and fewer.done == []
     planned = {u.relpath for u in fewer.units}
     assert fewer.stale_shards == [p for p in old if p not in planned] and fewer.stale_shards
     assert fewer.previous_shards == old and not fewer.changes.any
 
-    batched = plan_refresh(cfg.model_copy(update={"batch_size": 8}), sources)
+    batched = make_plan(cfg.model_copy(update={"batch_size": 8}), sources)
     assert batched.config_changed and not batched.stale_shards and not batched.nothing_to_do
 
     # A lost completion record: that unit is redone, every other one is kept.
-    units = plan_refresh(cfg, sources).units
+    units = make_plan(cfg, sources).units
     lost = units[3]
     (cfg.out / PROGRESS_DIR / f"{lost.relpath}.json").unlink()
-    plan = plan_refresh(cfg, sources)
+    plan = make_plan(cfg, sources)
     assert plan.todo == [lost] and [r.path for r in plan.done] == [
         u.relpath for u in units if u != lost
     ]
@@ -370,12 +381,12 @@ def test_plan_sees_config_changes_stale_shards_and_lost_work(corpus_copy):
     # Damaged fingerprints: every record counts as added (the plan cannot tell what changed).
     table = cfg.out / FINGERPRINTS
     table.write_bytes(table.read_bytes()[:-1] + b"\0")
-    assert plan_refresh(cfg, sources).changes.added == tuple(sorted(plan.fingerprints))
+    assert make_plan(cfg, sources).changes.added == tuple(sorted(plan.fingerprints))
 
 
 def test_previous_state_is_none_when_missing_or_damaged(corpus_copy, tmp_path):
     out = corpus_copy.out
-    manifest = read_previous_manifest(out)
+    manifest = previous_manifest(out)
     assert manifest == read_manifest(out)
     stored = read_fingerprints(out, manifest)
     assert stored is not None and len(stored) == 9
@@ -388,11 +399,11 @@ def test_previous_state_is_none_when_missing_or_damaged(corpus_copy, tmp_path):
     (out / FINGERPRINTS).mkdir()
     assert read_fingerprints(out, manifest) is None  # not a file
 
-    assert read_previous_manifest(tmp_path / "nowhere") is None
+    assert previous_manifest(tmp_path / "nowhere") is None
     (out / MANIFEST).write_text("{not json")
-    assert read_previous_manifest(out) is None
+    assert previous_manifest(out) is None
     (out / MANIFEST).write_text('{"schema_version": "1"}')
-    assert read_previous_manifest(out) is None
+    assert previous_manifest(out) is None
 
 
 # ---------------------------------------------------------------- refresh
@@ -404,7 +415,7 @@ def test_refresh_records_what_it_changed(ptbxl_sample, tmp_path):
     root = tmp_path / "ptbxl"
     shutil.copytree(ptbxl_sample, root)
     cfg = config(root, tmp_path / "corpus")
-    built_first = refresh_corpus(cfg, mode="full")
+    built_first = build(cfg, "full")
     first, first_record = built_first.plan, built_first.manifest.refreshes[0]
     assert first_record.sequence == 1 and first_record.added == 9
     shards = shard_of(first)
@@ -424,7 +435,7 @@ def test_refresh_records_what_it_changed(ptbxl_sample, tmp_path):
     )
     planned, done = [], []
     with CountingExecutor() as pool:
-        outcome = refresh_corpus(cfg, executor=pool, on_done=done.append, on_plan=planned.append)
+        outcome = build(cfg, "refresh", executor=pool, on_done=done.append, on_plan=planned.append)
     assert pool.submits == 1 + 2  # fingerprints (one chunk), then the two redone units
     assert planned == [2] and sorted(r.path for r in done) == sorted(
         [shards[changed], shards[emptied]]
@@ -458,12 +469,12 @@ def test_unchanged_refresh_writes_nothing_and_full_finalises(corpus_copy):
     cfg = corpus_copy
     before = tree_state(cfg.out)
     calls = []
-    noop = refresh_corpus(cfg, on_done=calls.append, on_plan=calls.append)
+    noop = build(cfg, "refresh", on_done=calls.append, on_plan=calls.append)
     assert noop.manifest is None and noop.written == [] and noop.plan.nothing_to_do
     assert calls == [] and tree_state(cfg.out) == before
 
     with CountingExecutor() as pool:
-        full = refresh_corpus(cfg, executor=pool, mode="full", on_plan=calls.append)
+        full = build(cfg, executor=pool, mode="full", on_plan=calls.append)
     assert pool.maps == 1 and pool.submits == 1  # fingerprints only: every unit was done
     assert calls == [0] and full.written == []
     assert full.manifest.refreshes[-1] == RefreshRecord(sequence=2, mode="full")
@@ -478,15 +489,15 @@ def test_unchanged_refresh_writes_nothing_and_full_finalises(corpus_copy):
 def test_refresh_history_keeps_at_most_id_limit_ids(corpus_copy):
     """The counts are exact; each id list keeps its first ``RefreshRecord.ID_LIMIT`` ids."""
     cfg = corpus_copy
-    sources = discover(cfg)
+    sources = discover(cfg, registry())
     limit = RefreshRecord.ID_LIMIT
     ids = [f"mimic/{40000000 + i}" for i in range(limit + 5)]
     plan = dataclasses.replace(
-        plan_refresh(cfg, sources),
+        make_plan(cfg, sources),
         changes=Changes(added=tuple(ids), changed=tuple(ids[:-2]), removed=tuple(ids[:3])),
         config_changed=True,
     )
-    manifest = finalise_refresh(cfg, sources, plan, [])
+    manifest = finalise(cfg, plan, [], "refresh")
     record = manifest.refreshes[-1]
     assert (record.sequence, record.mode, record.config_changed) == (2, "refresh", True)
     assert (record.added, record.changed, record.removed) == (limit + 5, limit + 3, 3)
@@ -497,7 +508,7 @@ def test_refresh_history_keeps_at_most_id_limit_ids(corpus_copy):
 
 def test_refresh_needs_an_input(tmp_path):
     with pytest.raises(ValueError) as err:
-        refresh_corpus(BuildConfig(out=tmp_path / "corpus"))
+        build(BuildConfig(out=tmp_path / "corpus"), "refresh")
     assert str(err.value) == "no input: give a PTB-XL and/or a MIMIC-IV-ECG folder"
 
 
@@ -518,7 +529,7 @@ def test_one_local_pool_hashes_the_inputs_and_runs_the_units(built, tmp_path, mo
 
     monkeypatch.setattr(pipeline.build, "local_executor", one_pool)
     new = cfg.model_copy(update={"out": tmp_path / "new", "workers": 2})
-    outcome = refresh_corpus(new, mode="full")
+    outcome = build(new, "full")
     assert started[0] == new and len(started) == 2  # one pool, started once
     pool = started[1]
     assert pool.maps == 1 and pool.submits == 1 + len(first.units)  # fingerprints, then units

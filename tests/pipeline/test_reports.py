@@ -6,6 +6,7 @@ import polars as pl
 
 from pipeline.config import TextConfig
 from pipeline.reports import ReportCleaner
+from pipeline.sources.mimic import MIMIC
 
 
 def test_real_ptbxl_rows_come_out_english(ptbxl_reports_csv):
@@ -42,5 +43,5 @@ def test_mimic_warnings_dropped_and_short_reports_flagged():
     )
     assert text.report == "sinus rhythm. normal ecg."
     assert text.dropped == ("--- Warning: Data quality may affect interpretation ---",)
-    assert text.words == 4 >= cleaner.min_words("mimic")
-    assert cleaner.mimic(["Sinus rhythm"]).words < cleaner.min_words("mimic")
+    assert text.words == 4 >= MIMIC.min_report_words(cleaner.cfg)
+    assert cleaner.mimic(["Sinus rhythm"]).words < MIMIC.min_report_words(cleaner.cfg)

@@ -10,14 +10,15 @@ from hypothesis import strategies as st
 
 from pipeline.config import SplitConfig
 from pipeline.shards import shard_bucket
-from pipeline.sources.mimic import prepare_mimic
-from pipeline.sources.ptbxl import prepare_ptbxl
-from pipeline.splits import assign_splits, audit_splits, fold_split, hash_split, stable_unit
+from pipeline.sources.mimic import MIMIC, prepare_mimic
+from pipeline.sources.ptbxl import PTBXL, prepare_ptbxl
+from pipeline.hashing import stable_unit
+from pipeline.splits import assign_splits, audit_splits, fold_split, hash_split
 from schemas import SPLITS
 
 
 def test_ptbxl_folds_give_the_recommended_split(ptbxl_sample):
-    frame = assign_splits(prepare_ptbxl(ptbxl_sample), "ptbxl", SplitConfig())
+    frame = assign_splits(prepare_ptbxl(ptbxl_sample), PTBXL.split_rule, SplitConfig())
     by_fold = dict(zip(frame["strat_fold"].to_list(), frame["split"].to_list()))
     assert by_fold[10] == "test" and by_fold[3] == "train" and by_fold[7] == "train"
 
@@ -38,7 +39,7 @@ def test_every_patient_lands_in_one_split():
             "patient_id": [str(i % 700) for i in range(3000)],
         }
     )
-    split = assign_splits(frame, "mimic", SplitConfig())
+    split = assign_splits(frame, MIMIC.split_rule, SplitConfig())
     audit = audit_splits(split)
     assert audit.leaking_patients == 0 and sum(audit.patients.values()) == 700
     leaky = split.with_columns(pl.Series("split", ["train", "test", "validation"] * 1000))
@@ -112,14 +113,14 @@ def test_golden_patient_hash_split_keyed_by_patient():
             "patient_id": [p for p in patients for _ in (0, 1)],
         }
     )
-    split = assign_splits(frame, "mimic", SplitConfig())
+    split = assign_splits(frame, MIMIC.split_rule, SplitConfig())
     assert dict(zip(split["patient_id"], split["split"])) == expected
     assert audit_splits(split).leaking_patients == 0
 
 
 def test_golden_split_of_the_real_mimic_record(mimic_sample):
     """The real record_list row: subject 10000032 (train); its study id would hash to validation."""
-    split = assign_splits(prepare_mimic(mimic_sample), "mimic", SplitConfig())
+    split = assign_splits(prepare_mimic(mimic_sample), MIMIC.split_rule, SplitConfig())
     assert split.select("record_id", "patient_id", "split").rows() == [
         ("40689238", "10000032", "train")
     ]
@@ -128,7 +129,7 @@ def test_golden_split_of_the_real_mimic_record(mimic_sample):
 def test_golden_meit_record_level_split():
     expected = expected_splits(40000000, GOLDEN_MEIT_VALIDATION, GOLDEN_MEIT_TEST)
     frame = pl.DataFrame({"record_id": sorted(expected), "patient_id": ["same"] * 200})
-    split = assign_splits(frame, "mimic", SplitConfig(mode="meit"))
+    split = assign_splits(frame, MIMIC.split_rule, SplitConfig(mode="meit"))
     assert dict(zip(split["record_id"], split["split"])) == expected
 
 
@@ -136,9 +137,11 @@ def test_golden_ptbxl_fold_rule(ptbxl_sample):
     folds = SplitConfig().ptbxl_folds
     assert {f: fold_split(f, folds) for f in GOLDEN_FOLDS} == GOLDEN_FOLDS
     frame = pl.DataFrame({"strat_fold": list(GOLDEN_FOLDS), "record_id": ["r"] * 12})
-    split = assign_splits(frame, "ptbxl", SplitConfig(mode="meit"))  # PTB-XL always uses folds
+    split = assign_splits(
+        frame, PTBXL.split_rule, SplitConfig(mode="meit")
+    )  # PTB-XL always uses folds
     assert split["split"].to_list() == list(GOLDEN_FOLDS.values())
-    real = assign_splits(prepare_ptbxl(ptbxl_sample), "ptbxl", SplitConfig())
+    real = assign_splits(prepare_ptbxl(ptbxl_sample), PTBXL.split_rule, SplitConfig())
     assert dict(zip(real["record_id"], real["split"])) == {
         "1": "train",
         "6000": "test",
@@ -208,7 +211,7 @@ def test_a_split_left_out_of_the_fractions_gets_no_patient():
     cfg = SplitConfig(hash_fractions={"train": 0.9, "test": 0.1})
     frame = pl.DataFrame({"patient_id": [str(i) for i in range(2000)]})
     frame = frame.with_columns(pl.col("patient_id").alias("record_id"))
-    split = assign_splits(frame, "mimic", cfg)
+    split = assign_splits(frame, MIMIC.split_rule, cfg)
     counts = split["split"].value_counts().sort("split").rows()
     assert dict(counts).keys() == {"train", "test"}
     assert abs(dict(counts)["test"] / 2000 - 0.1) < 0.02
@@ -229,7 +232,7 @@ def test_unassigned_folds_give_a_null_string_split():
     """A PTB-XL frame none of whose folds is assigned (fold 0, fold 11, a missing fold): every
     split is null (rejected later as ``no_split``) and the column stays a String column."""
     frame = pl.DataFrame({"strat_fold": [0, 11, None], "record_id": ["a", "b", "c"]})
-    split = assign_splits(frame, "ptbxl", SplitConfig())
+    split = assign_splits(frame, PTBXL.split_rule, SplitConfig())
     assert split.schema["split"] == pl.String
     assert split["split"].to_list() == [None, None, None]
 
@@ -238,11 +241,11 @@ def test_audit_mode_labels_the_leaking_split():
     """The audit carries its split mode; only MEIT's record-level mode leaks by design."""
     frame = pl.DataFrame({"patient_id": ["p", "p", "q"], "split": ["train", "test", None]})
     patient = audit_splits(frame)
-    assert (patient.mode, patient.leaks_by_design) == ("patient", False)
+    assert (patient.mode, patient.leaks) == ("patient", False)
     assert patient.leaking_patients == 1 and patient.patients == {
         "train": 1,
         "validation": 0,
         "test": 1,
     }
     meit = audit_splits(frame, "meit")
-    assert (meit.mode, meit.leaks_by_design) == ("meit", True)
+    assert (meit.mode, meit.leaks) == ("meit", True)

@@ -17,9 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 import wfdb
 
+from pipeline.build import build_corpus
 from pipeline.config import BuildConfig
-from pipeline.corpus import build_corpus, validate_corpus
 from pipeline.errors import RecordRejected
+from pipeline.finalise import validate_corpus
 from pipeline.wfdb_io import read_record
 
 

@@ -12,6 +12,7 @@ import pytest
 from jinja2 import meta
 
 from pipeline.config import BuildConfig
+from pipeline.examples import render_context
 from pipeline.prompts import (
     CONTEXT_FIELDS,
     choose_template,
@@ -20,10 +21,8 @@ from pipeline.prompts import (
     render,
     render_pair,
 )
-from pipeline.rows import render_context
-from pipeline.sources.mimic import prepare_mimic
-from pipeline.sources.ptbxl import prepare_ptbxl
-from pipeline.tasks import load_scp_statements, record_facts
+from pipeline.sources.mimic import MIMIC
+from pipeline.sources.ptbxl import PTBXL
 from schemas import corpus_schema
 
 MEIT_PROMPTS = {
@@ -36,17 +35,13 @@ MEIT_PROMPTS = {
 def real_contexts(ptbxl_sample, mimic_sample) -> list[tuple[str, dict]]:
     """Template contexts of every real PTB-XL row and the real MIMIC row."""
     cfg = BuildConfig()
-    scp = load_scp_statements(ptbxl_sample)
     out = []
-    for source, frame, catalogue in (
-        ("ptbxl", prepare_ptbxl(ptbxl_sample), scp),
-        ("mimic", prepare_mimic(mimic_sample), {}),
-    ):
-        for row in frame.iter_rows(named=True):
-            facts = record_facts(row, source, catalogue, cfg.text.scp_min_likelihood)
-            out.append(
-                (source, {**render_context(row, source, cfg), **facts, "report": row["report"]})
-            )
+    for source, root in ((PTBXL, ptbxl_sample), (MIMIC, mimic_sample)):
+        resources = source.load_resources(root)
+        for row in source.prepare(root, cfg).iter_rows(named=True):
+            facts = source.facts(row, resources, cfg.text)
+            context = {**render_context(row, source, cfg), **facts, "report": row["report"]}
+            out.append((source.name, context))
     return out
 
 

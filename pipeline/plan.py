@@ -1,44 +1,99 @@
-"""Incremental refresh: per-record input fingerprints, the diff against the last manifest, and which
-units (shards) must be rewritten.
+"""Plan a build: discover the records, fingerprint the inputs, cut units, compare with the disk.
 
-A record's fingerprint is the sha256 of its metadata row, its WFDB header and the data file(s) the
-header names. Fingerprints enter each unit's key (:func:`pipeline.build.unit_key`), so a unit whose
-records and inputs are unchanged keeps its completion record and its shard keeps its bytes. With a
-fixed bucket count (``shards_per_split``) a record's shard depends on its id alone, so an added,
-changed or removed record rewrites only its own shard. A refresh that finds nothing changed writes
-nothing at all. The fingerprints are stored beside the manifest (``fingerprints.parquet``) and each
-build appends a :class:`schemas.manifest.RefreshRecord` saying what it changed.
-
-Pure library: no orchestration imports; the CLI and the Prefect flow call these functions.
+A fresh build is a plan against nothing; a rerun or a refresh is a plan against the corpus already
+in ``cfg.out``. A record's fingerprint is a hash of its metadata row, its WFDB header and the data
+file(s) the header names. Fingerprints enter each unit's key, so a unit whose records and inputs
+are unchanged keeps its completion record and its shard keeps its bytes. With a fixed bucket count
+(``shards_per_split``) a record's shard depends on its id alone, so an added, changed or removed
+record rewrites only its own shard.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
-from pipeline.errors import RecordRejected
-from pipeline.shards import sha256_file
+from pipeline import __version__
+from pipeline.config import BuildConfig
+from pipeline.errors import InputError, RecordRejected
+from pipeline.progress import finished_result
+from pipeline.shards import shard_bucket, shard_count
+from pipeline.sources import Source
+from pipeline.splits import assign_splits, audit_splits, split_mode
 from pipeline.storage import Location, as_location, join, name, parent, read_bytes
+from pipeline.units import SourceInput, UnitResult, WorkUnit
 from pipeline.wfdb_io import data_file_names, resolve_record
-from schemas.manifest import Manifest, RefreshRecord
+from schemas import (
+    SCHEMA_VERSION,
+    SPLITS,
+    Manifest,
+    Rejection,
+    RefreshRecord,
+    read_manifest,
+    sha256_file,
+)
 
-if TYPE_CHECKING:
-    from pipeline.build import SourceInput, UnitResult, WorkUnit
-    from pipeline.config import BuildConfig
-
-FINGERPRINTS = "fingerprints.parquet"
 FINGERPRINT_CHUNK = 500  # records per fingerprinting task
+
+# ---------------------------------------------------------------- discovery
+
+
+def metadata_rejection(row: dict, source: str, root: Location) -> Rejection | None:
+    """Reject a record on its metadata alone (no split, no record path, bad path), else None.
+
+    Report text is checked later, in the worker that cleans it (translation runs in parallel).
+    """
+    rid = row["record_id"]
+    if row.get("split") is None:
+        return Rejection(
+            source, rid, "no_split", f"no split for strat_fold={row.get('strat_fold')}"
+        )
+    if not row["path"]:
+        return Rejection(source, rid, "missing_file", "no record path in the metadata")
+    try:
+        resolve_record(root, row["path"])
+    except RecordRejected as exc:
+        return Rejection(source, rid, exc.reason, exc.detail)
+    return None
+
+
+def discover_source(source: Source, root: Location, cfg: BuildConfig) -> SourceInput:
+    """List one source's records, assign patient-level splits, reject on metadata, audit."""
+    frame = assign_splits(source.prepare(root, cfg), source.split_rule, cfg.split)
+    rejections, keep = [], []
+    for row in frame.iter_rows(named=True):
+        rej = metadata_rejection(row, source.name, as_location(root))
+        keep.append(rej is None)
+        if rej is not None:
+            rejections.append(rej)
+    kept = frame.filter(pl.Series(keep, dtype=pl.Boolean)) if frame.height else frame
+    audit = audit_splits(kept, split_mode(source.split_rule, cfg.split))
+    if audit.leaking_patients and not audit.leaks:
+        raise InputError(
+            f"{source.name}: {audit.leaking_patients} patients fall in more than one split"
+        )
+    return SourceInput(source, str(root), kept, tuple(rejections), audit, frame.height)
+
+
+def discover(cfg: BuildConfig, sources: Mapping[str, Source]) -> list[SourceInput]:
+    """Every source given in ``cfg``, in the order of :meth:`BuildConfig.inputs`.
+
+    ``sources`` is the registry (:func:`pipeline.sources.registry`); a name it lacks is an
+    :class:`InputError`.
+    """
+    unknown = sorted(set(cfg.inputs()) - set(sources))
+    if unknown:
+        raise InputError(f"unknown source(s) {unknown}; registered: {sorted(sources)}")
+    return [discover_source(sources[n], as_location(root), cfg) for n, root in cfg.inputs().items()]
 
 
 # ---------------------------------------------------------------- fingerprints
@@ -92,12 +147,12 @@ def fingerprint_rows(root: str, rows: Sequence[Mapping]) -> list[str]:
 
 
 def input_fingerprints(
-    sources: Sequence["SourceInput"], executor: Executor | None = None
+    sources: Sequence[SourceInput], executor: Executor | None = None
 ) -> dict[str, str]:
     """Row id (``<source>/<record_id>``) -> fingerprint, for every record seen by discovery.
 
     Hashing reads every input byte, so it runs in chunks on ``executor`` (the build's process
-    pool) when one is given.
+    pool or cluster) when one is given.
     """
     out: dict[str, str] = {}
     roots, chunks, ids = [], [], []
@@ -138,17 +193,77 @@ def read_fingerprints(out: Path, manifest: Manifest | None) -> dict[str, str] | 
     return dict(zip(table["id"], table["fingerprint"]))
 
 
-def read_previous_manifest(out: Path) -> Manifest | None:
+def previous_manifest(out: Path) -> Manifest | None:
     """The corpus's current manifest, or None when there is none (or it does not parse)."""
-    from pipeline.corpus import MANIFEST
-
     try:
-        return Manifest.model_validate_json((Path(out) / MANIFEST).read_text())
+        return read_manifest(out)
     except (OSError, ValueError):
         return None
 
 
-# ---------------------------------------------------------------- diff and plan
+# ---------------------------------------------------------------- units
+
+
+def unit_key(
+    cfg: BuildConfig,
+    source: str,
+    split: str,
+    index: int,
+    count: int,
+    records: Sequence[dict],
+    fingerprints: Sequence[str] = (),
+) -> str:
+    """Fingerprint of everything a unit's output depends on (config, code version, its records,
+    their input fingerprints), so a changed waveform file changes the key and the shard is redone.
+    """
+    payload = json.dumps(
+        [
+            cfg.content_hash(),
+            __version__,
+            SCHEMA_VERSION,
+            source,
+            split,
+            index,
+            count,
+            records,
+            list(fingerprints),
+        ],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def plan_units(
+    cfg: BuildConfig, sources: Sequence[SourceInput], fingerprints: Mapping[str, str]
+) -> list[WorkUnit]:
+    """One unit per (source, split, shard); a record's shard is a stable hash bucket of its id.
+
+    With ``cfg.shards_per_split`` the bucket count is fixed, so a record's shard never depends on
+    the other records (what incremental refresh needs); empty buckets get no unit.
+    """
+    units = []
+    for src in sources:
+        for split in SPLITS:
+            rows = src.records.filter(pl.col("split") == split).to_dicts()
+            if not rows:
+                continue
+            count = cfg.shards_per_split or shard_count(len(rows), cfg.records_per_shard)
+            buckets: dict[int, list[dict]] = {i: [] for i in range(count)}
+            for row in rows:
+                buckets[shard_bucket(f"{src.name}/{row['record_id']}", count)].append(row)
+            for index, members in buckets.items():
+                if not members:
+                    continue
+                prints = [fingerprints.get(f"{src.name}/{m['record_id']}", "") for m in members]
+                key = unit_key(cfg, src.name, split, index, count, members, prints)
+                units.append(
+                    WorkUnit(src.source, src.root, split, index, count, tuple(members), key)
+                )
+    return units
+
+
+# ---------------------------------------------------------------- the plan
 
 
 @dataclass(frozen=True)
@@ -175,16 +290,17 @@ def diff_fingerprints(old: Mapping[str, str] | None, new: Mapping[str, str]) -> 
 
 
 @dataclass
-class RefreshPlan:
-    """The new plan compared with what is on disk."""
+class Plan:
+    """The sources, the units, and how they compare with the corpus on disk."""
 
-    units: list["WorkUnit"]
-    todo: list["WorkUnit"]
-    done: list["UnitResult"]
+    sources: list[SourceInput]
+    units: list[WorkUnit]
+    todo: list[WorkUnit]
+    done: list[UnitResult]
     changes: Changes
     fingerprints: dict[str, str]
     config_changed: bool
-    stale_shards: list[str]
+    stale_shards: list[str]  # shards of the last manifest that no unit of this plan writes
     has_previous: bool
     history: list[RefreshRecord] = field(default_factory=list)
     previous_shards: list[str] = field(default_factory=list)  # the last manifest's shards
@@ -201,14 +317,12 @@ class RefreshPlan:
         )
 
 
-def plan_refresh(
-    cfg: "BuildConfig", sources: Sequence["SourceInput"], executor: Executor | None = None
-) -> RefreshPlan:
-    """Fingerprint the inputs, plan the units, and sort them into done (kept) and to do."""
-    from pipeline.build import finished_result, plan_units
-
+def make_plan(
+    cfg: BuildConfig, sources: Sequence[SourceInput], executor: Executor | None = None
+) -> Plan:
+    """Fingerprint the inputs (on ``executor``), plan the units, sort them into done and to do."""
     out = Path(cfg.out)
-    previous = read_previous_manifest(out)
+    previous = previous_manifest(out)
     fingerprints = input_fingerprints(sources, executor)
     units = plan_units(cfg, sources, fingerprints)
     todo, done = [], []
@@ -220,94 +334,16 @@ def plan_refresh(
             done.append(result)
     planned = {u.relpath for u in units}
     previous_shards = sorted(f.path for f in previous.files) if previous else []
-    stale = [p for p in previous_shards if p not in planned]
-    return RefreshPlan(
+    return Plan(
+        sources=list(sources),
         units=units,
         todo=todo,
         done=done,
         changes=diff_fingerprints(read_fingerprints(out, previous), fingerprints),
         fingerprints=fingerprints,
         config_changed=previous is None or previous.config_hash != cfg.content_hash(),
-        stale_shards=stale,
+        stale_shards=[p for p in previous_shards if p not in planned],
         has_previous=previous is not None,
         history=list(previous.refreshes) if previous else [],
         previous_shards=previous_shards,
     )
-
-
-def finalise_refresh(
-    cfg: "BuildConfig",
-    sources: Sequence["SourceInput"],
-    plan: RefreshPlan,
-    results: Sequence["UnitResult"],
-    mode: str = "refresh",
-) -> Manifest:
-    """Finalise the corpus (ledger, fingerprints, manifest with this run's history entry, card).
-
-    The history holds no wall-clock time (the manifest of two builds of the same inputs is the
-    same); Prefect's run records say when each run happened.
-    """
-    from pipeline.corpus import finalise
-
-    by_path = {r.path: r for r in [*plan.done, *results]}
-    limit = RefreshRecord.ID_LIMIT
-    written = sorted(r.path for r in results if r.rows)
-    entry = RefreshRecord(
-        sequence=len(plan.history) + 1,
-        mode=mode,
-        config_changed=plan.config_changed,
-        added=len(plan.changes.added),
-        changed=len(plan.changes.changed),
-        removed=len(plan.changes.removed),
-        added_ids=list(plan.changes.added[:limit]),
-        changed_ids=list(plan.changes.changed[:limit]),
-        removed_ids=list(plan.changes.removed[:limit]),
-        written=written,
-        # Stale shards, and shards whose unit now keeps no row (its writer deleted the file).
-        removed_shards=[p for p in plan.previous_shards if p not in by_path or not by_path[p].rows],
-    )
-    return finalise(
-        cfg,
-        sources,
-        sorted(by_path.values(), key=lambda r: r.path),
-        Path(cfg.out),
-        fingerprints=plan.fingerprints,
-        history=[*plan.history, entry],
-    )
-
-
-@dataclass
-class RefreshOutcome:
-    """What :func:`refresh_corpus` did: the manifest (None when nothing was written)."""
-
-    plan: RefreshPlan
-    manifest: Manifest | None
-    written: list[str]
-
-
-def refresh_corpus(
-    cfg: "BuildConfig",
-    executor: Executor | None = None,
-    mode: str = "refresh",
-    on_done: Callable[["UnitResult"], None] | None = None,
-    on_plan: Callable[[int], None] | None = None,
-) -> RefreshOutcome:
-    """Bring ``cfg.out`` up to date with the inputs, rewriting only the shards that changed.
-
-    ``mode="full"`` finalises even when nothing changed; ``"refresh"`` then writes nothing.
-    """
-    from pipeline.build import discover, local_executor, run_units
-
-    if cfg.ptbxl is None and cfg.mimic is None:
-        raise ValueError("no input: give a PTB-XL and/or a MIMIC-IV-ECG folder")
-    sources = discover(cfg)
-    # One pool (started once) fingerprints the inputs and then processes the units.
-    with nullcontext(executor) if executor is not None else local_executor(cfg) as pool:
-        plan = plan_refresh(cfg, sources, pool)
-        if mode == "refresh" and plan.nothing_to_do:
-            return RefreshOutcome(plan, None, [])
-        if on_plan:
-            on_plan(sum(len(u.records) for u in plan.todo))
-        results = run_units(plan.todo, cfg, cfg.out, on_done, executor=pool)
-    manifest = finalise_refresh(cfg, sources, plan, results, mode)
-    return RefreshOutcome(plan, manifest, sorted(r.path for r in results if r.rows))

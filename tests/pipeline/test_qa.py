@@ -6,16 +6,10 @@ import json
 
 import polars as pl
 
-from pipeline.sources.mimic import prepare_mimic
-from pipeline.sources.ptbxl import prepare_ptbxl
-from pipeline.tasks import (
-    available_tasks,
-    draw_tasks,
-    load_scp_statements,
-    measurement_facts,
-    record_facts,
-    scp_facts,
-)
+from pipeline.config import TextConfig
+from pipeline.qa import available_tasks, draw_tasks
+from pipeline.sources.mimic import MIMIC, measurement_facts, prepare_mimic
+from pipeline.sources.ptbxl import load_scp_statements, prepare_ptbxl, scp_facts
 
 
 def test_real_mimic_measurements_give_the_computed_answers(mimic_sample):
@@ -28,7 +22,7 @@ def test_real_mimic_measurements_give_the_computed_answers(mimic_sample):
     assert facts["qrs_ms"] == raw["qrs_end"] - raw["qrs_onset"] == 88
     assert facts["qt_ms"] == raw["t_end"] - raw["qrs_onset"] == 348
     assert (facts["p_axis"], facts["qrs_axis"], facts["t_axis"]) == (81, 77, 79)
-    assert available_tasks(record_facts(row, "mimic", {}, 50)) == [
+    assert available_tasks(MIMIC.facts(row, {}, TextConfig())) == [
         "heart_rate",
         "intervals",
         "axes",

@@ -1,0 +1,250 @@
+"""Finalise a build: the rejection ledger, fingerprints, MEIT's jsonl, the manifest with this run's
+history entry, and the dataset card; then validate what is on disk against the manifest.
+
+The manifest is written once, last, after every file it lists. The history holds no wall-clock
+time (two builds of the same inputs give the same manifest); Prefect's run records say when.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from pipeline.card import render_card
+from pipeline.config import BuildConfig
+from pipeline.plan import Plan, fingerprint_table
+from pipeline.shards import write_table_atomic, write_text_atomic
+from pipeline.storage import as_location, join
+from pipeline.units import SourceInput, TextStats, UnitResult
+from schemas import (
+    CANONICAL_LEADS,
+    CARD,
+    FINGERPRINTS,
+    MANIFEST,
+    MEIT_DIR,
+    PROGRESS_DIR,
+    REJECTIONS,
+    SCHEMA_VERSION,
+    FileEntry,
+    Manifest,
+    RefreshRecord,
+    SourceCounts,
+    check_schema_version,
+    corpus_schema,
+    meit_jsonl_path,
+    read_manifest,
+    rejection_table,
+    sha256_file,
+)
+
+
+def source_counts(src: SourceInput, results: Sequence[UnitResult], synthetic: bool) -> SourceCounts:
+    """Seen, kept per split and rejected per reason for one source."""
+    mine = [r for r in results if r.source == src.name]
+    kept: Counter = Counter()
+    for r in mine:
+        kept[r.split] += r.kept
+    reasons = Counter(x.reason for x in src.rejections)
+    reasons.update(x.reason for r in mine for x in r.rejections)
+    return SourceCounts(
+        seen=src.seen,
+        kept=dict(sorted(kept.items())),
+        rejected=dict(sorted(reasons.items())),
+        synthetic=synthetic,
+    )
+
+
+def remove_stale(out: Path, keep: set[str], sources: Sequence[str]) -> None:
+    """Delete shards and completion records of earlier plans that this plan does not produce.
+
+    Only files this pipeline names are touched: ``<source>/*.parquet`` shards, their completion
+    records and the writers' own temp files.
+    """
+    for source in sources:
+        for path in (out / source).glob("*.parquet"):
+            if f"{source}/{path.name}" not in keep:
+                path.unlink()
+        for path in (out / PROGRESS_DIR / source).glob("*.json"):
+            if f"{source}/{path.name.removesuffix('.json')}" not in keep:
+                path.unlink()
+        for tmp in (out / source).glob(".*.tmp-*"):
+            tmp.unlink()
+
+
+def write_meit_jsonl(
+    out: Path, sources: Sequence[SourceInput], files: Sequence[FileEntry]
+) -> list[FileEntry]:
+    """MEIT's own jsonl (``dataset``, ``id``, ``ecg_path``, ``messages``) per source and split.
+
+    ``ecg_path`` is the source WFDB record (no extension), which MEIT's released trainer reads
+    with ``wfdb``; rows come from the shards, so the jsonl and the shards always agree.
+    """
+    written = []
+    for src in sources:
+        paths = dict(zip(src.records["record_id"].to_list(), src.records["path"].to_list()))
+        for split in sorted({f.split for f in files if f.source == src.name}):
+            lines = []
+            for f in (f for f in files if f.source == src.name and f.split == split):
+                table = pq.read_table(out / f.path, columns=["id", "record_id", "messages"])
+                for row in table.to_pylist():
+                    ecg_path = join(as_location(src.root), paths[row["record_id"]])
+                    record = {
+                        "dataset": src.name,
+                        "id": row["id"],
+                        "ecg_path": str(ecg_path),
+                        "messages": row["messages"],
+                    }
+                    lines.append(json.dumps(record, ensure_ascii=False))
+            rel = meit_jsonl_path(src.name, split)
+            write_text_atomic(out / rel, "\n".join(lines) + "\n")
+            written.append(
+                FileEntry(
+                    path=rel,
+                    rows=len(lines),
+                    sha256=sha256_file(out / rel),
+                    source=src.name,
+                    split=split,
+                )
+            )
+    return written
+
+
+def history_entry(plan: Plan, results: Sequence[UnitResult], mode: str) -> RefreshRecord:
+    """What this run changed: records added/changed/removed, shards written and removed."""
+    by_path = {r.path: r for r in [*plan.done, *results]}
+    limit = RefreshRecord.ID_LIMIT
+    c = plan.changes
+    return RefreshRecord(
+        sequence=len(plan.history) + 1,
+        mode=mode,
+        config_changed=plan.config_changed,
+        added=len(c.added),
+        changed=len(c.changed),
+        removed=len(c.removed),
+        added_ids=list(c.added[:limit]),
+        changed_ids=list(c.changed[:limit]),
+        removed_ids=list(c.removed[:limit]),
+        written=sorted(r.path for r in results if r.rows),
+        # Stale shards, and shards whose unit now keeps no row (its writer deleted the file).
+        removed_shards=[p for p in plan.previous_shards if p not in by_path or not by_path[p].rows],
+    )
+
+
+def finalise(
+    cfg: BuildConfig, plan: Plan, results: Sequence[UnitResult], mode: str = "full"
+) -> Manifest:
+    """Write the ledger, fingerprints, MEIT jsonl, manifest and dataset card; return the manifest.
+
+    ``results`` are the units this run processed; the plan's finished units count as well.
+    """
+    out = Path(cfg.out)
+    history = [*plan.history, history_entry(plan, results, mode)]
+    results = sorted({r.path: r for r in [*plan.done, *results]}.values(), key=lambda r: r.path)
+    sources = plan.sources
+    write_table_atomic(out / FINGERPRINTS, fingerprint_table(plan.fingerprints))
+    fingerprint_entry = FileEntry(
+        path=FINGERPRINTS, rows=len(plan.fingerprints), sha256=sha256_file(out / FINGERPRINTS)
+    )
+    rejections = [x for s in sources for x in s.rejections] + [
+        x for r in results for x in r.rejections
+    ]
+    ledger = out / REJECTIONS
+    write_table_atomic(ledger, rejection_table(rejections))
+    files = [
+        FileEntry(
+            path=r.path,
+            rows=r.rows,
+            sha256=r.sha256,
+            source=r.source,
+            split=r.split,
+            records=r.kept,
+        )
+        for r in results
+        if r.rows
+    ]
+    remove_stale(out, {r.path for r in results}, [s.name for s in sources])
+    meit_files = write_meit_jsonl(out, sources, files) if cfg.text.meit_jsonl else []
+    for stale in (out / MEIT_DIR).glob("*.jsonl"):
+        if stale.relative_to(out).as_posix() not in {f.path for f in meit_files}:
+            stale.unlink()
+    manifest = Manifest(
+        schema_version=SCHEMA_VERSION,
+        config=cfg.model_dump(mode="json"),
+        config_hash=cfg.content_hash(),
+        lead_order=list(CANONICAL_LEADS),
+        fs=cfg.signal.fs,
+        n_samples=cfg.signal.n_samples,
+        files=files,
+        rejections=FileEntry(path=REJECTIONS, rows=len(rejections), sha256=sha256_file(ledger)),
+        counts={s.name: source_counts(s, results, cfg.synthetic) for s in sources},
+        splits={s.name: s.audit for s in sources},
+        templates=_summed(r.templates for r in results),
+        tasks=_summed(r.tasks for r in results),
+        extra_files=meit_files,
+        fingerprints=fingerprint_entry,
+        refreshes=history,
+        text={
+            s.name: TextStats.total(r.text for r in results if r.source == s.name).summary()
+            for s in sources
+        },
+    )
+    problems = manifest.check_counts()
+    if problems:
+        raise RuntimeError("corpus counts do not add up: " + "; ".join(problems))
+    write_text_atomic(out / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
+    write_text_atomic(out / CARD, render_card(manifest, {s.name: s.source for s in sources}))
+    return manifest
+
+
+def _summed(tallies: Sequence[Mapping[str, int]]) -> dict[str, int]:
+    total: Counter = Counter()
+    for t in tallies:
+        total.update(t)
+    return dict(sorted(total.items()))
+
+
+def validate_corpus(corpus: Path) -> list[str]:
+    """Problems found in a corpus directory (empty list = valid)."""
+    corpus = Path(corpus)
+    try:
+        manifest = read_manifest(corpus)
+    except FileNotFoundError:
+        return [f"{MANIFEST} not found in {corpus}"]
+    except ValueError as exc:
+        return [f"{MANIFEST} is not a valid manifest: {exc}"]
+    try:
+        check_schema_version(manifest.schema_version)
+    except ValueError as exc:
+        return [str(exc)]
+    problems = list(manifest.check_counts())
+    expected_schema = corpus_schema(manifest.n_samples)
+    listed = {f.path for f in manifest.files}
+    for entry in [*manifest.files, manifest.rejections, *manifest.extra_files]:
+        path = corpus / entry.path
+        if not path.is_file():
+            problems.append(f"{entry.path}: missing")
+            continue
+        if sha256_file(path) != entry.sha256:
+            problems.append(f"{entry.path}: sha256 differs from the manifest")
+            continue
+        if not entry.path.endswith(".parquet"):
+            lines = sum(1 for line in path.open(encoding="utf-8") if line.strip())
+            if lines != entry.rows:
+                problems.append(f"{entry.path}: {lines} lines, manifest says {entry.rows}")
+            continue
+        meta = pq.read_metadata(path)
+        if meta.num_rows != entry.rows:
+            problems.append(f"{entry.path}: {meta.num_rows} rows, manifest says {entry.rows}")
+        if entry.path in listed and not meta.schema.to_arrow_schema().equals(
+            expected_schema, check_metadata=False
+        ):
+            problems.append(f"{entry.path}: schema differs from schema {manifest.schema_version}")
+    for source in manifest.counts:
+        for path in sorted((corpus / source).glob("*.parquet")):
+            if f"{source}/{path.name}" not in listed:
+                problems.append(f"{source}/{path.name}: not listed in the manifest")
+    return problems
