@@ -10,8 +10,8 @@ from pathlib import Path
 from pydantic import ValidationError
 from rich.console import Console
 
-from pipeline.config import BuildConfig, config_error_line, load_config
 from pipeline.build import build_corpus
+from pipeline.config import BuildConfig, config_error_line, load_config
 from pipeline.errors import InputError
 from pipeline.finalise import validate_corpus
 from schemas import read_manifest

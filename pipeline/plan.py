@@ -36,8 +36,8 @@ from schemas import (
     SCHEMA_VERSION,
     SPLITS,
     Manifest,
-    Rejection,
     RefreshRecord,
+    Rejection,
     read_manifest,
     sha256_file,
 )

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import SplitConfig
+from pipeline.hashing import stable_unit
 from pipeline.shards import shard_bucket
 from pipeline.sources.mimic import MIMIC, prepare_mimic
 from pipeline.sources.ptbxl import PTBXL, prepare_ptbxl
-from pipeline.hashing import stable_unit
 from pipeline.splits import assign_splits, audit_splits, fold_split, hash_split
 from schemas import SPLITS
 
