@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pydantic import ValidationError
 
-from schemas import CANONICAL_LEADS, Manifest, corpus_schema
-from schemas.corpus import check_schema_version
+from schemas import (
+    CANONICAL_LEADS,
+    MANIFEST,
+    Manifest,
+    check_schema_version,
+    corpus_schema,
+    read_manifest,
+)
 
 
 class CorpusError(ValueError):
@@ -32,15 +36,15 @@ class Unit:
 
 
 def load_manifest(corpus: Path) -> Manifest:
-    """Read ``manifest.json``, refusing another major schema version or another lead order."""
-    path = Path(corpus) / "manifest.json"
+    """Read the manifest, refusing another major schema version or another lead order."""
+    path = Path(corpus) / MANIFEST
     if not Path(corpus).is_dir():
         raise CorpusError(f"corpus folder {corpus} does not exist")
     if not path.exists():
-        raise CorpusError(f"no manifest.json in {corpus} (not a meit-corpus output folder)")
+        raise CorpusError(f"no {MANIFEST} in {corpus} (not a meit-corpus output folder)")
     try:
-        manifest = Manifest.model_validate(json.loads(path.read_text()))
-    except (ValidationError, json.JSONDecodeError) as e:
+        manifest = read_manifest(corpus)
+    except ValueError as e:
         first = str(e).splitlines()[0]
         raise CorpusError(f"{path} is not a valid manifest: {first}") from e
     try:

@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from meit_train.corpus import Selection, Unit, selected_units
+from schemas import decode_ecg
 
 IGNORE_INDEX = -100
 USER_TAG, ASSISTANT_TAG, SYSTEM_TAG = "<|user|>", "<|assistant|>", "<|system|>"
@@ -155,12 +156,8 @@ def read_unit(unit: Unit, columns: list[str]) -> list[dict]:
     table = pq.ParquetFile(unit.path).read_row_group(unit.row_group, columns=columns)
     if unit.keep is not None:
         table = table.take(list(unit.keep))
-    ecg_col = table.column("ecg").combine_chunks()
+    ecgs = decode_ecg(table.column("ecg"))
     n = len(table)
-    leads = ecg_col.type.list_size
-    t = ecg_col.type.value_type.list_size
-    flat = ecg_col.flatten().flatten().to_numpy(zero_copy_only=False)
-    ecgs = flat.reshape(n, leads, t)
     rest = {c: table.column(c).to_pylist() for c in columns if c != "ecg"}
     rows = []
     for i in range(n):
