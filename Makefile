@@ -38,6 +38,7 @@ test: $(VENV)/.all lint
 lint: $(VENV)/.all
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/python .ci/imports.py
 
 # Mutation testing of the core modules, group by group (.ci/mutation.toml; slow, not part of
 # `make test`). Scores per module: mutation-scores.json
