@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from rich.console import Console
 
-from pipeline.build import build_corpus
+from pipeline.build import CorpusInvalid, build_corpus
 from pipeline.config import BuildConfig, config_error_line, load_config
 from pipeline.errors import InputError
 from pipeline.finalise import validate_corpus
@@ -60,6 +60,9 @@ def _build(args: argparse.Namespace, console: Console) -> int:
     except InputError as exc:
         console.print(f"[red]input error:[/red] {exc}", highlight=False, soft_wrap=True)
         return 2
+    except CorpusInvalid as exc:
+        console.print(f"[red]corpus error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return 1
     console.print(summary_table(manifest))
     console.print(f"corpus written to {cfg.out}")
     return 0

@@ -83,3 +83,29 @@ def test_flow_accepts_file_urls(prefect_server, ptbxl_sample, tmp_path, digests)
     assert cfg.out == tmp_path / "out"
     build_corpus_flow(cfg)
     assert validate_corpus(tmp_path / "out") == []
+
+
+def test_flow_fingerprints_and_processes_on_the_builds_pool(
+    prefect_server, ptbxl_sample, tmp_path, monkeypatch
+):
+    """The flow runs the pipeline's orchestrator: one pool (here a stand-in that counts) hashes
+    the inputs in chunks and then processes every unit, as the CLI does."""
+    from contextlib import contextmanager
+
+    import pipeline.build
+    from flows.build_corpus import build_corpus_flow
+    from tests.pipeline.test_plan import CountingExecutor
+
+    pools = []
+
+    @contextmanager
+    def one_pool(config):
+        with CountingExecutor() as pool:
+            pools.append(pool)
+            yield pool
+
+    monkeypatch.setattr(pipeline.build, "local_executor", one_pool)
+    cfg = BuildConfig(ptbxl=ptbxl_sample, out=tmp_path / "flow", workers=2)
+    summary = build_corpus_flow(cfg)
+    assert len(pools) == 1 and pools[0].maps == 1  # fingerprints: one map over record chunks
+    assert pools[0].submits == 1 + len(summary["written"])  # the chunk, then one per unit

@@ -210,3 +210,30 @@ def test_patient_in_two_splits_is_refused_in_one_line(ptbxl_sample: Path, tmp_pa
         "input error: ptbxl: 1 patients fall in more than one split"
     )
     assert "Traceback" not in captured.out + captured.err
+
+
+def test_the_build_validates_what_it_wrote(ptbxl_sample: Path, tmp_path: Path, capsys, monkeypatch):
+    """Validation is a step of every build (CLI and flow alike): a shard changed on disk after
+    finalising fails the build, and the CLI says so in one line with exit code 1."""
+    from pipeline import build as build_mod
+    from pipeline.build import CorpusInvalid, Steps, build
+    from pipeline.finalise import finalise
+
+    def finalise_then_damage(cfg, plan, results, mode):
+        manifest = finalise(cfg, plan, results, mode)
+        (Path(cfg.out) / manifest.files[0].path).write_bytes(b"not parquet")
+        return manifest
+
+    cfg = BuildConfig(ptbxl=ptbxl_sample, out=tmp_path / "corpus", workers=1)
+    with pytest.raises(CorpusInvalid, match="sha256 differs from the manifest"):
+        build(cfg, steps=Steps(finalise=finalise_then_damage))
+
+    real_build = build_mod.build
+
+    def damaged(cfg, mode="full", **kw):
+        return real_build(cfg, mode, **kw, steps=Steps(finalise=finalise_then_damage))
+
+    monkeypatch.setattr(build_mod, "build", damaged)
+    code = main(["build", "--ptbxl", str(ptbxl_sample), "--out", str(tmp_path / "cli")])
+    out = capsys.readouterr().out
+    assert code == 1 and "corpus error: corpus is not valid:" in out and "Traceback" not in out
