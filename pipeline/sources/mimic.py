@@ -7,20 +7,27 @@ an empty report and are rejected later with reason ``empty_report``. Patients (s
 split by a seeded hash. Question–answer facts (heart rate, PR/QRS/QT, axes) come from the machine
 measurements, range-checked: values outside physiological ranges (e.g. the 29999 sentinels) are
 dropped, and a task is only offered when all of its values survive.
+
+:func:`write_mimic_layout` writes the same layout (the synthetic demo and the tests use it).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from pipeline.qa import in_range, no_facts
+from pipeline.sources.layout import check_signal_mv, write_csv, write_format16
 from pipeline.sources.record import RECORD_COLUMNS, empty_record_frame
 from pipeline.storage import Location, csv_source, exists, join
+from schemas import CANONICAL_LEADS
 
 if TYPE_CHECKING:
     from pipeline.config import BuildConfig, TextConfig
@@ -186,3 +193,120 @@ class MimicIvEcg:
 
 
 MIMIC = MimicIvEcg()
+
+
+# --------------------------------------------------------------------------- layout writer
+
+MIMIC_LEADS: tuple[str, ...] = tuple("I II III aVR aVF aVL V1 V2 V3 V4 V5 V6".split())
+"""Lead names and order of MIMIC-IV-ECG headers (aVF before aVL)."""
+MIMIC_GAIN = 200.0  # 5 uV steps
+MIMIC_WARNING = "--- Warning: Data quality may affect interpretation ---"
+"""A statement MIMIC's ECG machines print before the findings of a noisy record."""
+RECORD_LIST_COLUMNS: tuple[str, ...] = ("subject_id", "study_id", "file_name", "ecg_time", "path")
+MACHINE_MEASUREMENTS_COLUMNS: tuple[str, ...] = (
+    "subject_id",
+    "study_id",
+    "cart_id",
+    "ecg_time",
+    *(f"report_{i}" for i in range(N_REPORT_FIELDS)),
+    *MEASUREMENT_COLUMNS,
+)
+"""The columns of ``machine_measurements.csv``, in file order."""
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # ecg_time in both CSVs
+
+
+def mimic_record_path(subject_id: int, study_id: int) -> str:
+    """MIMIC-IV-ECG's relative record path, e.g. ``files/p1000/p10000032/s40689238/40689238``."""
+    if subject_id < 1000 or study_id < 0:
+        raise ValueError(f"implausible ids: subject {subject_id}, study {study_id}")
+    return f"files/p{str(subject_id)[:4]}/p{subject_id}/s{study_id}/{study_id}"
+
+
+def write_mimic_record(
+    root: Path,
+    subject_id: int,
+    study_id: int,
+    signal_mv: np.ndarray,
+    fs: int = 500,
+    base: datetime | None = None,
+) -> Path:
+    """Write one record in MIMIC-IV-ECG's layout and header conventions under ``root``.
+
+    ``signal_mv`` is (12, N) in canonical order; it is stored in MIMIC's order
+    (I II III aVR aVF aVL V1..V6), format 16, gain 200/mV (5 uV steps), NaN as -32768, with
+    ``base`` as the record line's base time and date (omitted when None) and the comment line
+    ``# <subject_id>: NNNNNNNN``. Returns the record path without extension.
+    """
+    x = check_signal_mv(signal_mv, MIMIC_GAIN)
+    order = [CANONICAL_LEADS.index(name) for name in MIMIC_LEADS]
+    record = Path(root) / mimic_record_path(subject_id, study_id)
+    write_format16(
+        record,
+        fs,
+        MIMIC_LEADS,
+        x[order],
+        MIMIC_GAIN,
+        comments=[f"<subject_id>: {subject_id}"],
+        base_time=base.time() if base is not None else None,
+        base_date=base.date() if base is not None else None,
+    )
+    return record
+
+
+@dataclass(frozen=True)
+class MimicLayoutRecord:
+    """One study to write in MIMIC-IV-ECG's layout: its signal, statements and measurements."""
+
+    subject_id: int
+    study_id: int
+    ecg_time: datetime
+    """In both CSVs and as the header's base time and date."""
+    signal_mv: np.ndarray
+    """(12, N) at 500 Hz in canonical lead order, mV (NaN allowed)."""
+    statements: tuple[str, ...] = ()
+    """``report_0`` … in order (at most 18; the rest are empty)."""
+    machine: Mapping[str, str | int] = field(default_factory=dict)
+    """Other ``machine_measurements.csv`` cells by column (``cart_id``, ``rr_interval`` …);
+    columns not given are empty."""
+
+
+def _csv_rows(record: MimicLayoutRecord) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The record's ``record_list.csv`` and ``machine_measurements.csv`` rows."""
+    if len(record.statements) > N_REPORT_FIELDS:
+        raise ValueError(
+            f"MIMIC has {N_REPORT_FIELDS} statement slots, not {len(record.statements)}"
+        )
+    stamp = record.ecg_time.strftime(TIME_FORMAT)
+    ids = (str(record.subject_id), str(record.study_id))
+    listed = (*ids, str(record.study_id), stamp, mimic_record_path(*map(int, ids)))
+    cells = {f"report_{i}": s for i, s in enumerate(record.statements)}
+    cells.update({k: str(v) for k, v in record.machine.items()})
+    cells.update(subject_id=ids[0], study_id=ids[1], ecg_time=stamp)
+    unknown = set(cells) - set(MACHINE_MEASUREMENTS_COLUMNS)
+    if unknown:
+        raise ValueError(f"not machine_measurements.csv columns: {sorted(unknown)}")
+    return listed, tuple(cells.get(c, "") for c in MACHINE_MEASUREMENTS_COLUMNS)
+
+
+def write_mimic_layout(root: Path, records: Iterable[MimicLayoutRecord]) -> Path:
+    """Write a MIMIC-IV-ECG v1.0 folder under ``root`` and return ``root``.
+
+    As in the real dataset, ``record_list.csv`` is sorted by (subject_id, ecg_time) and
+    ``machine_measurements.csv`` by (subject_id, study_id), so the two files pair up only by key,
+    not by row order.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    listed, measured = [], []
+    for record in records:
+        write_mimic_record(
+            root, record.subject_id, record.study_id, record.signal_mv, base=record.ecg_time
+        )
+        row, measurements = _csv_rows(record)
+        listed.append(row)
+        measured.append(measurements)
+    listed.sort(key=lambda r: (int(r[0]), r[3]))
+    measured.sort(key=lambda r: (int(r[0]), int(r[1])))
+    write_csv(root / "record_list.csv", ",".join(RECORD_LIST_COLUMNS), listed)
+    write_csv(root / "machine_measurements.csv", ",".join(MACHINE_MEASUREMENTS_COLUMNS), measured)
+    return root
