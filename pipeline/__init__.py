@@ -6,7 +6,8 @@ one way (leaves first):
     config, errors, storage, hashing, shards                    settings, fsspec I/O, atomic writes
     wfdb_io, leads, kernels, signal, quality, conditioning     WFDB records -> 12 x T float16
     text/, reports                                             reports -> English
-    sources/ (ptbxl, mimic, demo; the Source protocol)         one file per dataset
+    sources/ (ptbxl, mimic; the Source protocol)               one file per dataset + its layout
+    demo/                                                      synthetic PhysioNet-layout inputs
     qa, prompts, examples                                      facts, templates, corpus rows
     units, progress                                            dataclasses; completion records
     plan -> execute -> finalise                                discover + fingerprint + units;

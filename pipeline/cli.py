@@ -51,7 +51,7 @@ def _build(args: argparse.Namespace, console: Console) -> int:
         return 2
     if not cfg.inputs():
         console.print(f"No input given: building the SYNTHETIC demo (inputs in ./{DEMO_INPUTS}).")
-        from pipeline.sources.demo import with_demo_inputs
+        from pipeline.demo import with_demo_inputs
 
         cfg = with_demo_inputs(cfg, DEMO_INPUTS)
     try:

@@ -64,7 +64,7 @@ def demo_corpus(tmp_path_factory) -> Path:
     """`meit-corpus build` with no input (the synthetic demo), as `make demo` builds it."""
     from pipeline.build import build_corpus
     from pipeline.config import BuildConfig
-    from pipeline.sources.demo import with_demo_inputs
+    from pipeline.demo import with_demo_inputs
 
     tmp = tmp_path_factory.mktemp("demo")
     cfg = with_demo_inputs(BuildConfig(out=tmp / "corpus", workers=1), tmp / "inputs")

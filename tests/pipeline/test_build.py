@@ -25,7 +25,7 @@ from pipeline.build import build_corpus
 from pipeline.cli import main
 from pipeline.config import BuildConfig
 from pipeline.finalise import validate_corpus
-from pipeline.sources.demo import MIMIC_WARNING, mimic_record_path
+from pipeline.sources.mimic import MIMIC_WARNING, mimic_record_path
 from pipeline.splits import hash_split
 from schemas import read_manifest
 from tests.pipeline.test_corpus import rows_by_id, write_mimic_from_ptbxl

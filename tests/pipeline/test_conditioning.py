@@ -34,7 +34,8 @@ from pipeline.conditioning import Conditioned, Loaded, condition, load_one
 from pipeline.config import BuildConfig
 from pipeline.errors import RecordRejected
 from pipeline.signal import apply_filters, interpolate_nonfinite, normalise, resample
-from pipeline.sources.demo import write_mimic_record, write_ptbxl_record
+from pipeline.sources.mimic import write_mimic_record
+from pipeline.sources.ptbxl import write_ptbxl_record
 from schemas import read_manifest
 from tests.pipeline.test_corpus import REAL_500HZ, rows_by_id, write_mimic_from_ptbxl
 

@@ -18,7 +18,7 @@ from pipeline.cli import main
 from pipeline.config import BuildConfig
 from pipeline.finalise import validate_corpus
 from pipeline.leads import canonical_order
-from pipeline.sources.demo import write_mimic_record
+from pipeline.sources.mimic import write_mimic_record
 from schemas import CANONICAL_LEADS, read_manifest
 from tests.conftest import need_module
 

@@ -24,7 +24,7 @@ from pipeline.build import build_corpus
 from pipeline.config import BuildConfig, SignalConfig
 from pipeline.finalise import validate_corpus
 from pipeline.quality import check_flat_and_saturation, check_missing
-from pipeline.sources.demo import write_ptbxl_record
+from pipeline.sources.ptbxl import write_ptbxl_record
 from schemas import read_manifest
 from tests.pipeline.test_conditioning import LEADS
 from tests.pipeline.test_corpus import rows_by_id

@@ -14,7 +14,7 @@ import wfdb
 from pipeline.cli import main
 from pipeline.finalise import validate_corpus
 from pipeline.leads import canonical_order
-from pipeline.sources.demo import write_ptbxl_record
+from pipeline.sources.ptbxl import write_ptbxl_record
 from schemas import read_manifest
 
 GOOD = "records500/06000/06000_hr"
