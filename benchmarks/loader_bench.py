@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--workers", type=int, default=0)
     a = p.parse_args(argv)
-    from meit_train.synthetic import write_synthetic_corpus
     from meit_train.tiny import make_tokenizer
+    from tests.meit_train.corpora import write_synthetic_corpus
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -1,7 +1,7 @@
 """Fixtures of the trainer tests: small corpora and tiny Llama / GPT-2 models.
 
-The corpora are written by :func:`meit_train.synthetic.write_synthetic_corpus` (neurokit2 multilead
-simulations, 1,000 samples at 100 Hz) with the shard schema of :mod:`schemas`, or built by the
+The corpora are written by :func:`tests.meit_train.corpora.write_synthetic_corpus` (the pipeline's
+ECG simulator, 1,000 samples at 100 Hz) with the corpus contract of :mod:`schemas`, or built by the
 pipeline (the synthetic demo, as ``make demo``); the models are randomly initialised and carry the
 real GPT-2 BPE. Without torch/transformers/peft the trainer tests skip, except under a truthy
 ``CI`` (CI installs the ``train`` extra, so a missing one there is a failure).
@@ -42,7 +42,7 @@ def _quiet():
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
     """A 48-row corpus (ptbxl and mimic; train/validation/test) in the real shard layout."""
-    from meit_train.synthetic import write_synthetic_corpus
+    from tests.meit_train.corpora import write_synthetic_corpus
 
     return write_synthetic_corpus(
         tmp_path_factory.mktemp("corpus"), TINY_ROWS, n_samples=1000, fs=100
@@ -52,7 +52,7 @@ def tiny_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def uneven_corpus(tmp_path_factory) -> Path:
     """42 training rows in 2 shards with row groups of 4 (uneven epochs with 2 loader workers)."""
-    from meit_train.synthetic import write_synthetic_corpus
+    from tests.meit_train.corpora import write_synthetic_corpus
 
     return write_synthetic_corpus(
         tmp_path_factory.mktemp("uneven"), UNEVEN_ROWS, n_samples=1000, fs=100, row_group_size=4

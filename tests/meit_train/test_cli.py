@@ -124,7 +124,7 @@ def test_corpus_normalisation_must_match_the_run(tmp_path):
     from meit_train.checks import InputError, check_corpus
     from meit_train.corpus import Selection, selected_units
     from meit_train.data import read_unit
-    from meit_train.synthetic import write_synthetic_corpus
+    from tests.meit_train.corpora import write_synthetic_corpus
 
     corpus = write_synthetic_corpus(
         tmp_path / "c", {("mimic", "train"): 4}, n_samples=200, normalise="meit"

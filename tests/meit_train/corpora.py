@@ -1,31 +1,41 @@
-"""A small synthetic corpus in the real shard layout, for tests and benchmarks.
+"""Small synthetic corpora in the real shard layout, for the trainer's tests and benchmarks.
 
-The ``ecg`` column is written without dictionary encoding: reading it is ~5x faster that way.
-
-ECGs come from ``neurokit2.ecg_simulate(method="multileads")`` (a few distinct simulations, re-used
-with a per-row gain and noise); reports are short phrases from a fixed list, so a tiny model can
-learn them. Rows are written with :func:`schemas.corpus_schema` and described by a :class:`Manifest`.
+Written with the corpus contract of :mod:`schemas` (row schema, ``encode_ecg``, shard names,
+``sha256_file``, the manifest model, the ledger), so the trainer reads them exactly as it reads a
+built corpus; the ``ecg`` column is written without dictionary encoding (reading it is ~5x faster
+that way). ECGs come from the pipeline's one simulator (:mod:`pipeline.demo.synthesis`): a few
+distinct records, resampled and cropped as the pipeline conditions signals, re-used with a per-row
+gain and noise. Reports are short phrases from a fixed list, so a tiny model can learn them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.demo.synthesis import FS, simulate_records
+from pipeline.signal import fix_length, resample
+from pipeline.signal import normalise as normalise_signal
 from schemas import (
     CANONICAL_LEADS,
+    MANIFEST,
+    REJECTIONS,
     SCHEMA_VERSION,
     FileEntry,
     Manifest,
     SourceCounts,
     corpus_schema,
+    encode_ecg,
+    rejection_table,
+    sha256_file,
+    shard_path,
 )
-from schemas.corpus import rejection_schema
 
 REPORTS = (
     "sinus rhythm. normal ecg.",
@@ -43,56 +53,28 @@ INSTRUCTIONS = {
 """MEIT's two fixed prompts (template ids ``report.meit_<source>``), verbatim."""
 OTHER_TEMPLATE = ("report.synthetic.plain", "Describe this ECG.")
 """The instruction of every third row, so that a template filter has something to filter."""
+DEFAULT_ROWS = {
+    ("ptbxl", "train"): 32,
+    ("ptbxl", "test"): 8,
+    ("mimic", "train"): 0,
+    ("mimic", "test"): 8,
+}
 
 
 def simulate_ecgs(n_distinct: int, n_samples: int, fs: int, seed: int) -> np.ndarray:
     """``n_distinct`` simulated 12-lead ECGs, shape (n, 12, n_samples), float32 mV."""
-    import neurokit2 as nk
-
-    sim_fs = 500  # ecgsyn can stall at low rates; simulate at 500 Hz and decimate
-    step = max(1, round(sim_fs / fs))
-    out = np.empty((n_distinct, len(CANONICAL_LEADS), n_samples), np.float32)
-    for i in range(n_distinct):
-        df = nk.ecg_simulate(
-            duration=int(np.ceil(n_samples * step / sim_fs)) + 1,
-            sampling_rate=sim_fs,
-            method="multileads",
-            heart_rate=55 + 15 * (i % 4),
-            random_state=seed + i,
-        )
-        out[i] = df[list(CANONICAL_LEADS)].to_numpy().T[:, ::step][:, :n_samples]
-    return out
-
-
-def ecg_array(sig: np.ndarray) -> pa.FixedSizeListArray:
-    """Arrow ``ecg`` column from an (n, 12, T) array, built without Python lists."""
-    n, leads, t = sig.shape
-    flat = pa.array(np.ascontiguousarray(sig, np.float16).reshape(-1), pa.float16())
-    return pa.FixedSizeListArray.from_arrays(pa.FixedSizeListArray.from_arrays(flat, t), leads)
-
-
-def normalise_meit(sig: np.ndarray) -> np.ndarray:
-    """MEIT's min-max over each whole record (all leads and samples) of (n, 12, T) ``sig``."""
-    lo = sig.min(axis=(1, 2), keepdims=True)
-    span = sig.max(axis=(1, 2), keepdims=True) - lo
-    return np.where(span > 0, (sig - lo) / np.where(span > 0, span, 1), 0.0)
+    records = simulate_records(n_distinct, seed, duration_s=math.ceil(n_samples / fs))
+    signals, _, _ = fix_length(resample(records, FS, fs), n_samples)
+    return signals.astype(np.float32)
 
 
 def _rows(
-    source: str,
-    split: str,
-    start: int,
-    n: int,
-    ecgs: np.ndarray,
-    fs: int,
-    rng,
-    normalise: str = "none",
+    source: str, split: str, start: int, n: int, ecgs: np.ndarray, fs: int, rng, norm: str
 ) -> dict:
-    """Column dict of ``n`` rows of ``source``/``split``."""
+    """Column dict of ``n`` rows of ``source``/``split``, ids from ``start``."""
     k = np.arange(start, start + n) % len(REPORTS)
     sig = ecgs[k % len(ecgs)] * rng.uniform(0.8, 1.2, (n, 1, 1))
-    sig = sig + rng.normal(0, 0.01, sig.shape)
-    sig = (normalise_meit(sig) if normalise == "meit" else sig).astype(np.float16)
+    sig = normalise_signal(sig + rng.normal(0, 0.01, sig.shape), norm)
     reports = [REPORTS[i] for i in k]
     ids = [str(100000 + start + j) for j in range(n)]
     templates = [
@@ -109,7 +91,7 @@ def _rows(
         "record_id": ids,
         "patient_id": [str(int(i) // 2) for i in ids],
         "split": [split] * n,
-        "ecg": ecg_array(sig),
+        "ecg": encode_ecg(sig),
         "fs": [fs] * n,
         "messages": msgs,
         "template_id": [t[0] for t in templates],
@@ -146,10 +128,6 @@ def _complete(columns: dict, schema: pa.Schema, n: int) -> dict:
     return {f.name: columns[f.name] if f.name in columns else _default(f, n) for f in schema}
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def write_synthetic_corpus(
     out: Path,
     rows: dict[tuple[str, str], int] | None = None,
@@ -166,12 +144,7 @@ def write_synthetic_corpus(
     the pipeline records it (``signal.normalise``)."""
     if normalise not in ("none", "meit"):
         raise ValueError(f"normalise must be none or meit, not {normalise!r}")
-    rows = rows or {
-        ("ptbxl", "train"): 32,
-        ("ptbxl", "test"): 8,
-        ("mimic", "train"): 0,
-        ("mimic", "test"): 8,
-    }
+    rows = rows or DEFAULT_ROWS
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -186,7 +159,7 @@ def write_synthetic_corpus(
             continue
         n_shards = min(shards, n)
         for s, chunk in enumerate(np.array_split(np.arange(n), n_shards)):
-            rel = f"{source}/{split}-{s:05d}-of-{n_shards:05d}.parquet"
+            rel = shard_path(source, split, s, n_shards)
             (out / source).mkdir(exist_ok=True)
             cols = _rows(source, split, start, len(chunk), ecgs, fs, rng, normalise)
             table = pa.Table.from_pydict(_complete(cols, schema, len(chunk)), schema)
@@ -198,11 +171,15 @@ def write_synthetic_corpus(
             )
             files.append(
                 FileEntry(
-                    path=rel, rows=len(chunk), sha256=_sha256(out / rel), source=source, split=split
+                    path=rel,
+                    rows=len(chunk),
+                    sha256=sha256_file(out / rel),
+                    source=source,
+                    split=split,
                 )
             )
             start += len(chunk)
-    pq.write_table(rejection_schema().empty_table(), out / "rejections.parquet")
+    pq.write_table(rejection_table([]), out / REJECTIONS)
     config = {
         "synthetic": True,
         "n_samples": n_samples,
@@ -218,10 +195,8 @@ def write_synthetic_corpus(
         fs=fs,
         n_samples=n_samples,
         files=files,
-        rejections=FileEntry(
-            path="rejections.parquet", rows=0, sha256=_sha256(out / "rejections.parquet")
-        ),
+        rejections=FileEntry(path=REJECTIONS, rows=0, sha256=sha256_file(out / REJECTIONS)),
         counts=counts,
     )
-    (out / "manifest.json").write_text(manifest.model_dump_json(indent=2))
+    (out / MANIFEST).write_text(manifest.model_dump_json(indent=2))
     return out
