@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +18,26 @@ from pipeline.cli import main
 from pipeline.config import BuildConfig
 from pipeline.finalise import validate_corpus
 from pipeline.leads import canonical_order
-from pipeline.sources.mimic import write_mimic_record
+from pipeline.sources.mimic import MimicLayoutRecord, write_mimic_layout
 from schemas import CANONICAL_LEADS, read_manifest
 from tests.conftest import need_module
 
 REAL_500HZ = ["6000", "6001", "6002", "6004", "6005", "6006", "6007", "6008"]
-MIMIC_HEADER = (
-    "subject_id,study_id,cart_id,ecg_time,"
-    + ",".join(f"report_{i}" for i in range(18))
-    + ",bandwidth,filtering,rr_interval,p_onset,p_end,qrs_onset,qrs_end,t_end,p_axis,qrs_axis,t_axis"
+MACHINE = dict(
+    cart_id=1,
+    bandwidth="0.005-150 Hz",
+    filtering="60 Hz notch Baseline filter",
+    rr_interval=800,
+    p_onset=40,
+    p_end=128,
+    qrs_onset=170,
+    qrs_end=258,
+    t_end=518,
+    p_axis=81,
+    qrs_axis=77,
+    t_axis=79,
 )
+"""machine_measurements.csv cells of every re-encoded study (a normal 75 bpm ECG)."""
 
 
 def rows_by_id(corpus: Path) -> dict[str, dict]:
@@ -47,43 +57,16 @@ def real_canonical(ptbxl: Path, ecg_id: str) -> np.ndarray:
 
 def write_mimic_from_ptbxl(ptbxl: Path, root: Path) -> dict[str, str]:
     """Re-encode the real 500 Hz PTB-XL records as a MIMIC-IV-ECG folder; study id -> ecg_id."""
-    root.mkdir(parents=True)
-    mapping, records, measurements = {}, [], []
+    mapping, records = {}, []
     for n, ecg_id in enumerate(REAL_500HZ):
         subject, study = 10000000 + n * 7, 40000000 + int(ecg_id)
-        rel = write_mimic_record(root, subject, study, real_canonical(ptbxl, ecg_id))
-        rel = Path(rel).relative_to(root).as_posix() if Path(rel).is_absolute() else str(rel)
-        records.append([subject, study, study, "2180-01-01 00:00:00", rel])
-        reports = ["Sinus rhythm", "Normal ECG"] + [""] * 16
-        measurements.append(
-            [
-                subject,
-                study,
-                1,
-                "2180-01-01 00:00:00",
-                *reports,
-                "0.005-150 Hz",
-                "60 Hz notch Baseline filter",
-                800,
-                40,
-                128,
-                170,
-                258,
-                518,
-                81,
-                77,
-                79,
-            ]
+        signal = real_canonical(ptbxl, ecg_id)
+        said = ("Sinus rhythm", "Normal ECG")
+        records.append(
+            MimicLayoutRecord(subject, study, datetime(2180, 1, 1), signal, said, MACHINE)
         )
         mapping[str(study)] = ecg_id
-    with open(root / "record_list.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["subject_id", "study_id", "file_name", "ecg_time", "path"])
-        w.writerows(records)
-    with open(root / "machine_measurements.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(MIMIC_HEADER.split(","))
-        w.writerows(measurements)
+    write_mimic_layout(root, records)
     return mapping
 
 
