@@ -9,6 +9,11 @@ Adding a dataset (e.g. CODE-15, Chapman-Shaoxing): write ``pipeline/sources/<nam
 class implementing :class:`Source` (plus its tests), add an instance to :data:`BUILTIN`, and give its
 folder in the build config as ``sources: {<name>: <folder>}``. A source that lives elsewhere (a
 plug-in, or the tests' toy source) is passed to :func:`pipeline.build.build` in ``extra_sources``.
+
+A dataset file may also hold a plain ``write_<name>_layout(root, records)`` that writes a small
+folder in its layout (``write_ptbxl_layout``, ``write_mimic_layout``: the demo and the tests use
+them). It is not part of :class:`Source`: its records are shaped by the dataset's own files, and
+a build never writes inputs.
 """
 
 from __future__ import annotations
