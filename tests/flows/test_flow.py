@@ -8,12 +8,19 @@ from pipeline.finalise import validate_corpus
 from schemas import CARD, REJECTIONS, read_manifest
 
 
-def test_flow_and_cli_give_identical_shards(prefect_server, ptbxl_sample, tmp_path, digests):
+def test_flow_and_cli_give_identical_shards(
+    prefect_server, ptbxl_sample, tmp_path, digests, monkeypatch
+):
     """One orchestrator: the same inputs through the CLI and through the flow give byte-identical
-    shards and ledger, and the same manifest (but for the config's out folder and workers)."""
+    shards and ledger, and the same manifest (but for the config's out folder and workers). The
+    flow's one pool (a stand-in that counts) hashes the inputs, then processes every unit."""
+    from contextlib import contextmanager
+
     from prefect.client.orchestration import get_client
 
+    import pipeline.build
     from flows.build_corpus import build_corpus_flow
+    from tests.pipeline.test_plan import CountingExecutor
 
     assert (
         cli_main(
@@ -29,9 +36,20 @@ def test_flow_and_cli_give_identical_shards(prefect_server, ptbxl_sample, tmp_pa
         )
         == 0
     )
+    pools = []
+
+    @contextmanager
+    def one_pool(config):
+        with CountingExecutor() as pool:
+            pools.append(pool)
+            yield pool
+
+    monkeypatch.setattr(pipeline.build, "local_executor", one_pool)
     cfg = BuildConfig(ptbxl=ptbxl_sample, out=tmp_path / "flow", workers=2)
     summary = build_corpus_flow(cfg)
     assert summary["changed"] and validate_corpus(tmp_path / "flow") == []
+    assert len(pools) == 1 and pools[0].maps == 1  # fingerprints: one map over record chunks
+    assert pools[0].submits == 1 + len(summary["written"])  # the chunk, then one per unit
     cli, flow = digests(tmp_path / "cli"), digests(tmp_path / "flow")
     assert cli and cli == flow
     ledger = [(tmp_path / d / REJECTIONS).read_bytes() for d in ("cli", "flow")]
@@ -83,29 +101,3 @@ def test_flow_accepts_file_urls(prefect_server, ptbxl_sample, tmp_path, digests)
     assert cfg.out == tmp_path / "out"
     build_corpus_flow(cfg)
     assert validate_corpus(tmp_path / "out") == []
-
-
-def test_flow_fingerprints_and_processes_on_the_builds_pool(
-    prefect_server, ptbxl_sample, tmp_path, monkeypatch
-):
-    """The flow runs the pipeline's orchestrator: one pool (here a stand-in that counts) hashes
-    the inputs in chunks and then processes every unit, as the CLI does."""
-    from contextlib import contextmanager
-
-    import pipeline.build
-    from flows.build_corpus import build_corpus_flow
-    from tests.pipeline.test_plan import CountingExecutor
-
-    pools = []
-
-    @contextmanager
-    def one_pool(config):
-        with CountingExecutor() as pool:
-            pools.append(pool)
-            yield pool
-
-    monkeypatch.setattr(pipeline.build, "local_executor", one_pool)
-    cfg = BuildConfig(ptbxl=ptbxl_sample, out=tmp_path / "flow", workers=2)
-    summary = build_corpus_flow(cfg)
-    assert len(pools) == 1 and pools[0].maps == 1  # fingerprints: one map over record chunks
-    assert pools[0].submits == 1 + len(summary["written"])  # the chunk, then one per unit
