@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import shutil
 from pathlib import Path
 
@@ -21,14 +20,7 @@ def config(root: Path, out: Path) -> BuildConfig:
 
 
 def remove_record(root: Path, ecg_id: str) -> None:
-    db = root / "ptbxl_database.csv"
-    with open(db, newline="") as f:
-        rows = list(csv.DictReader(f))
-    fields = list(rows[0])
-    with open(db, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(r for r in rows if r["ecg_id"] != ecg_id)
+    edit_database(root, lambda rows: [r for r in rows if r["ecg_id"] != ecg_id])
 
 
 def test_fingerprints_cover_header_data_and_metadata(sample_copy):
