@@ -11,6 +11,7 @@ from pipeline.finalise import validate_corpus
 from pipeline.plan import diff_fingerprints, discover, input_fingerprints
 from pipeline.sources import registry
 from schemas import FINGERPRINTS, read_manifest
+from tests.pipeline.test_plan import edit_database
 
 SHARDS = 4
 
