@@ -9,6 +9,7 @@ e.g. a Dask client's) fingerprints the inputs and then processes the units.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from contextlib import nullcontext
@@ -21,6 +22,16 @@ from pipeline.errors import InputError
 from pipeline.execute import local_executor, run_units
 from pipeline.finalise import finalise, validate_corpus
 from pipeline.plan import Plan, discover, make_plan
+from pipeline.progress import (
+    build_lock,
+    check_out,
+    check_writable,
+    clean_stray_temps,
+    finished_result,
+    manifest_sources,
+    refuse_foreign,
+)
+from pipeline.shards import DiskFull
 from pipeline.sources import Source, registry
 from pipeline.units import SourceInput, UnitResult
 from schemas import Manifest
@@ -70,19 +81,75 @@ def build(
     """
     if not cfg.inputs():
         raise InputError("no input: give a PTB-XL and/or a MIMIC-IV-ECG folder")
-    sources = steps.discover(cfg, registry(extra_sources))
-    with nullcontext(executor) if executor is not None else local_executor(cfg) as pool:
-        plan = steps.plan(cfg, sources, pool)
-        if mode == "refresh" and plan.nothing_to_do:
-            return BuildOutcome(plan, None, [])
-        if on_plan:
-            on_plan(sum(len(u.records) for u in plan.todo))
-        results = steps.execute(plan.todo, cfg, pool, on_done) if plan.todo else []
-    manifest = steps.finalise(cfg, plan, results, mode)
-    problems = steps.validate(cfg.out)
+    out = Path(cfg.out)
+    names = set(cfg.inputs()) | {s.name for s in extra_sources} | manifest_sources(out)
+    check_out(out, input_folders(cfg), names)
+    check_writable(out)
+    with build_lock(out):
+        clean_stray_temps(out, names)
+        refuse_foreign(out, names)
+        plan: Plan | None = None
+        try:
+            sources = steps.discover(cfg, registry(extra_sources))
+            with nullcontext(executor) if executor is not None else local_executor(cfg) as pool:
+                plan = steps.plan(cfg, sources, pool)
+                if mode == "refresh" and plan.nothing_to_do:
+                    return BuildOutcome(plan, None, [])
+                if on_plan:
+                    on_plan(sum(len(u.records) for u in plan.todo))
+                results = steps.execute(plan.todo, cfg, pool, on_done) if plan.todo else []
+            manifest = steps.finalise(cfg, plan, results, mode)
+        except DiskFull as exc:
+            raise with_estimate(exc, cfg, plan) from exc
+        problems = steps.validate(cfg.out)
     if problems:
         raise CorpusInvalid("corpus is not valid: " + "; ".join(problems))
     return BuildOutcome(plan, manifest, sorted(r.path for r in results if r.rows))
+
+
+def input_folders(cfg: BuildConfig) -> dict[str, Path | str]:
+    """Every input folder of ``cfg`` by name (the sources, and a local MarianMT model)."""
+    folders = dict(cfg.inputs())
+    if cfg.text.marian_model is not None:
+        folders["text.marian_model"] = cfg.text.marian_model
+    return folders
+
+
+FINALISE_BYTES_PER_RECORD = 1024
+"""Room for a record's share of the ledger, fingerprints, manifest, card and MEIT jsonl (an upper
+bound: the real PTB-XL sample needs about 300 bytes a record with the jsonl)."""
+
+
+def space_needed(cfg: BuildConfig, plan: Plan) -> tuple[int, int]:
+    """(bytes, records) the rest of the build still has to write: the records of every unit
+    without an intact shard, at the bytes per record of the shards already written (12 leads of
+    float16, uncompressed, when none is), plus the files written when finalising."""
+    out = Path(cfg.out)
+    left, written = 0, []
+    for unit in plan.units:
+        result = finished_result(out, unit)
+        if result is None:
+            left += len(unit.records)
+        elif result.rows:
+            written.append(result)
+    if written:
+        per_record = sum(r.size for r in written) / max(1, sum(r.inputs for r in written))
+    else:
+        per_record = 2 * 12 * cfg.signal.n_samples * cfg.text.examples_per_record
+    seen = sum(s.seen for s in plan.sources)
+    return int(left * per_record + seen * FINALISE_BYTES_PER_RECORD), left
+
+
+def with_estimate(exc: DiskFull, cfg: BuildConfig, plan: Plan | None) -> DiskFull:
+    """``exc`` with the space the rest of the build needs and the space free (when planned)."""
+    if plan is None:
+        return exc
+    needed, left = space_needed(cfg, plan)
+    try:
+        free = shutil.disk_usage(cfg.out).free
+    except OSError:
+        free = 0
+    return DiskFull(exc.path, exc.reason, needed=needed, free=free, records_left=left)
 
 
 def build_corpus(

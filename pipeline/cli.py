@@ -14,6 +14,7 @@ from pipeline.build import CorpusInvalid, build_corpus
 from pipeline.config import BuildConfig, config_error_line, load_config
 from pipeline.errors import InputError
 from pipeline.finalise import validate_corpus
+from pipeline.shards import WriteFailed
 from schemas import read_manifest
 
 DEMO_INPUTS = Path("demo-data")
@@ -62,6 +63,9 @@ def _build(args: argparse.Namespace, console: Console) -> int:
         return 2
     except CorpusInvalid as exc:
         console.print(f"[red]corpus error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return 1
+    except WriteFailed as exc:  # a full disk, a folder gone read-only: the inputs are fine
+        console.print(f"[red]write error:[/red] {exc}", highlight=False, soft_wrap=True)
         return 1
     console.print(summary_table(manifest))
     console.print(f"corpus written to {cfg.out}")

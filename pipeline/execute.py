@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -25,7 +27,7 @@ from pipeline.reports import ReportText
 from pipeline.shards import ShardWriter
 from pipeline.storage import as_location
 from pipeline.units import UnitResult, WorkUnit
-from schemas import Rejection, corpus_schema, sha256_file
+from schemas import Rejection, corpus_schema
 
 
 def chunks(items: Sequence[dict], size: int) -> Iterator[Sequence[dict]]:
@@ -78,22 +80,27 @@ def process_unit(unit: WorkUnit, cfg: BuildConfig, out: Path) -> UnitResult:
                     writer.write(table)
     rows = writer.rows
     if rows == 0:
-        shard.unlink(missing_ok=True)
+        shard.unlink(missing_ok=True)  # an earlier build's shard of this unit
     result = UnitResult(
         key=unit.key,
         source=unit.name,
         split=unit.split,
         path=unit.relpath,
         rows=rows,
-        sha256=sha256_file(shard) if rows else "",
+        sha256=writer.sha256,
         inputs=len(unit.records),
+        size=writer.size,
         kept=kept,
         rejections=sorted(rejections, key=lambda r: r.record_id),
         templates=dict(sorted(templates.items())),
         tasks=dict(sorted(tasks.items())),
         text=text_stats([texts[r["record_id"]] for r in unit.records if r["record_id"] in texts]),
     )
-    record_completion(out, unit, result)
+    try:
+        record_completion(out, unit, result)
+    except BaseException:
+        shard.unlink(missing_ok=True)  # no shard without its record (e.g. the disk filled up)
+        raise
     return result
 
 
@@ -102,14 +109,42 @@ def worker_count(cfg: BuildConfig) -> int:
     return cfg.workers or os.cpu_count() or 1
 
 
+PARENT_GONE_EXIT = 70
+"""A worker's exit status when it quits because the build that started it is gone."""
+
+
+def exit_with_parent(parent: int, interval_s: float = 0.5) -> None:
+    """Make this (worker) process quit when process ``parent`` is gone.
+
+    A pool's initializer: a ``kill -9`` of the build gives its workers no signal, and a worker
+    waiting on the pool's queue would wait forever. A daemon thread polls ``os.getppid()`` (the
+    worker is re-parented when its parent dies) and ends the process; a temp file it leaves is
+    removed by the next build. Polling, not ``prctl(PR_SET_PDEATHSIG)``: that fires when the
+    *thread* that started the worker ends, and pools are started from Prefect's task threads.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os._exit(PARENT_GONE_EXIT)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 @contextmanager
 def local_executor(cfg: BuildConfig) -> Iterator[Executor | None]:
-    """A spawn process pool of :func:`worker_count` workers, or None when one worker is asked."""
+    """A spawn process pool of :func:`worker_count` workers (which quit when this process dies),
+    or None when one worker is asked."""
     workers = worker_count(cfg)
     if workers == 1:
         yield None
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=exit_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         yield pool
 
 
@@ -132,8 +167,14 @@ def run_units(
         return results
     # Largest units first so the pool does not end waiting on one big straggler.
     order = sorted(units, key=lambda u: -len(u.records))
-    for future in [executor.submit(process_unit, u, cfg, cfg.out) for u in order]:
-        results.append(future.result())
-        if on_done:
-            on_done(results[-1])
+    futures = [executor.submit(process_unit, u, cfg, cfg.out) for u in order]
+    try:
+        for future in futures:
+            results.append(future.result())
+            if on_done:
+                on_done(results[-1])
+    except BaseException:
+        for future in futures:  # a failed unit (a full disk) ends the build: start no other
+            future.cancel()
+        raise
     return results

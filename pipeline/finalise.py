@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from pipeline.card import render_card
 from pipeline.config import BuildConfig
 from pipeline.plan import Plan, fingerprint_table
+from pipeline.progress import clean_stray_temps, listed_files, manifest_sources, recorded_shards
 from pipeline.shards import write_table_atomic, write_text_atomic
 from pipeline.storage import as_location, join
 from pipeline.units import SourceInput, TextStats, UnitResult
@@ -58,21 +59,42 @@ def source_counts(src: SourceInput, results: Sequence[UnitResult], synthetic: bo
     )
 
 
-def remove_stale(out: Path, keep: set[str], sources: Sequence[str]) -> None:
-    """Delete shards and completion records of earlier plans that this plan does not produce.
+def remove_stale(out: Path, keep: set[str], sources: Sequence[str]) -> list[str]:
+    """Delete what earlier builds of this corpus wrote and this build does not keep; return it.
 
-    Only files this pipeline names are touched: ``<source>/*.parquet`` shards, their completion
-    records and the writers' own temp files.
+    Deleted: shards listed by the manifest on disk (the last finished build's) or named by a
+    completion record (a killed build's), those completion records, and the writers' temp files.
+    A file no build of this corpus listed or recorded is never touched, and a listed path is
+    deleted only when it is a file directly in one of the corpus's source folders.
     """
-    for source in sources:
-        for path in (out / source).glob("*.parquet"):
-            if f"{source}/{path.name}" not in keep:
-                path.unlink()
+    out = Path(out)
+    names = set(sources) | manifest_sources(out)
+    removed = []
+    for rel in sorted((listed_files(out) | recorded_shards(out, names)) - keep):
+        folder, _, file_name = rel.partition("/")
+        path = out / folder / file_name
+        if folder in names and "/" not in file_name and (path.is_file() or path.is_symlink()):
+            path.unlink()
+            removed.append(rel)
+    for source in sorted(names):
         for path in (out / PROGRESS_DIR / source).glob("*.json"):
             if f"{source}/{path.name.removesuffix('.json')}" not in keep:
                 path.unlink()
-        for tmp in (out / source).glob(".*.tmp-*"):
-            tmp.unlink()
+    clean_stray_temps(out, names)
+    return removed
+
+
+def remove_stale_jsonl(out: Path, written: Sequence[FileEntry]) -> list[str]:
+    """Delete MEIT jsonl files the manifest on disk lists and this build did not write."""
+    keep = {f.path for f in written}
+    removed = []
+    for rel in sorted(listed_files(Path(out)) - keep):
+        folder, _, file_name = rel.partition("/")
+        path = Path(out) / MEIT_DIR / file_name
+        if folder == MEIT_DIR and "/" not in file_name and path.is_file():
+            path.unlink()
+            removed.append(rel)
+    return removed
 
 
 def write_meit_jsonl(
@@ -168,9 +190,7 @@ def finalise(
     ]
     remove_stale(out, {r.path for r in results}, [s.name for s in sources])
     meit_files = write_meit_jsonl(out, sources, files) if cfg.text.meit_jsonl else []
-    for stale in (out / MEIT_DIR).glob("*.jsonl"):
-        if stale.relative_to(out).as_posix() not in {f.path for f in meit_files}:
-            stale.unlink()
+    remove_stale_jsonl(out, meit_files)
     manifest = Manifest(
         schema_version=SCHEMA_VERSION,
         config=cfg.model_dump(mode="json"),

@@ -1,17 +1,49 @@
-"""Completion records: a unit that finished writes ``_build/<shard path>.json`` after its shard.
+"""The build's own state in the corpus folder: the checks on ``out``, the build lock, stray temp
+files, and completion records.
 
-A rerun (or a refresh) keeps a unit whose completion record has the same key as the plan's unit
-and whose shard is still there, so a killed build resumes where it stopped. Nothing here trusts
-the disk beyond that: a record that does not parse, or belongs to another plan, is ignored.
+Before any work a build checks that ``out`` is a writable folder apart from every input, that it
+is empty, new or a corpus, and that no file in the corpus's own folders was put there by someone
+else; then it takes the lock (:func:`build_lock`) and removes the temp files of killed runs.
+
+A unit that finished writes ``_build/<shard path>.json`` after its shard. A rerun (or a refresh)
+keeps a unit only when its completion record has the plan's key and its shard's size and sha256
+are the recorded ones; anything else (no record, a record that does not parse or belongs to
+another plan, a missing, truncated or altered shard) is rebuilt. Nothing on disk is trusted.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline.shards import write_text_atomic
+from filelock import FileLock, Timeout
+
+from pipeline.errors import InputError
+from pipeline.shards import file_digest, is_temp, temp_path, write_text_atomic
 from pipeline.units import UnitResult, WorkUnit
-from schemas import PROGRESS_DIR
+from schemas import (
+    FINGERPRINTS,
+    MANIFEST,
+    MEIT_DIR,
+    PROGRESS_DIR,
+    REJECTIONS,
+    SPLITS,
+    meit_jsonl_path,
+    read_manifest,
+)
+
+LOCK_FILE = ".build.lock"
+"""Held (``flock`` through ``filelock``) by the one build writing the folder."""
+HOLDER_FILE = ".build.pid"
+"""The pid of the build holding the lock (a lock file's own bytes are not safe to write)."""
+SHARD_NAME = re.compile(rf"^({'|'.join(SPLITS)})-\d{{5}}-of-\d{{5}}\.parquet$")
+"""A shard's name (:func:`schemas.shard_name`): a file so named in a source's folder is the
+pipeline's, even when a kill came between its rename and its completion record."""
+
+# ---------------------------------------------------------------- completion records
 
 
 def completion_path(out: Path, unit: WorkUnit) -> Path:
@@ -19,18 +51,28 @@ def completion_path(out: Path, unit: WorkUnit) -> Path:
     return Path(out) / PROGRESS_DIR / f"{unit.relpath}.json"
 
 
+def shard_matches(out: Path, result: UnitResult) -> bool:
+    """True when the result's shard on disk has the recorded size and sha256 (size first: a
+    ``stat`` rules out most damage without reading the file)."""
+    shard = Path(out) / result.path
+    try:
+        if not shard.is_file() or shard.stat().st_size != result.size:
+            return False
+        return file_digest(shard) == (result.size, result.sha256)
+    except OSError:
+        return False
+
+
 def finished_result(out: Path, unit: WorkUnit) -> UnitResult | None:
     """The stored result of a unit already done under the same plan, if its shard is intact."""
     done = completion_path(out, unit)
-    if not done.is_file():
-        return None
     try:
         result = UnitResult.from_json(done.read_text())
-    except (ValueError, TypeError, KeyError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
-    if result.key != unit.key:
+    if result.key != unit.key or result.path != unit.relpath:
         return None
-    if result.rows and not (Path(out) / result.path).is_file():
+    if result.rows and not shard_matches(out, result):
         return None
     return result
 
@@ -38,3 +80,186 @@ def finished_result(out: Path, unit: WorkUnit) -> UnitResult | None:
 def record_completion(out: Path, unit: WorkUnit, result: UnitResult) -> None:
     """Write a unit's completion record (atomically, after its shard)."""
     write_text_atomic(completion_path(out, unit), result.to_json())
+
+
+# ---------------------------------------------------------------- the output folder
+
+
+def _resolved(path: Path) -> Path:
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
+def overlap(out: Path, folder: Path) -> str | None:
+    """How ``out`` overlaps an input ``folder`` (``is``, ``contains``, ``lies inside``), or None.
+
+    Symbolic links are resolved first, so a link to the input is the input.
+    """
+    o, f = _resolved(out), _resolved(folder)
+    if o == f:
+        return "is"
+    if o in f.parents:
+        return "contains"
+    if f in o.parents:
+        return "lies inside"
+    return None
+
+
+def corpus_folders(out: Path, sources: Iterable[str]) -> list[Path]:
+    """The folders a build writes into under ``out``: one per source, MEIT's jsonl, progress."""
+    return [Path(out) / s for s in sorted(set(sources))] + [
+        Path(out) / MEIT_DIR,
+        Path(out) / PROGRESS_DIR,
+    ]
+
+
+def check_out(out: Path, inputs: Mapping[str, object], sources: Iterable[str]) -> None:
+    """Refuse (:class:`InputError`, one line) an ``out`` that overlaps an input folder (itself or
+    one of the corpus's folders in it, links resolved), that is a file, or that is a folder
+    with files of its own and no corpus. ``inputs`` maps names to local folders (URLs skipped)."""
+    out = Path(out)
+    for name, root in inputs.items():
+        if isinstance(root, str) and "://" in root:
+            continue
+        for folder in [out, *corpus_folders(out, sources)]:
+            how = overlap(folder, Path(root))
+            if how is not None:
+                where = "out" if folder == out else f"out's folder {folder.name}"
+                raise InputError(
+                    f"{where} {folder} {how} the {name} input folder {root}: "
+                    "write the corpus to a folder apart from its inputs"
+                )
+    if out.exists() and not out.is_dir():
+        raise InputError(f"out {out} is a file, not a folder")
+    if out.is_dir() and not (out / MANIFEST).is_file():
+        mine = {s for s in sources} | {MEIT_DIR, PROGRESS_DIR, FINGERPRINTS, REJECTIONS}
+        others = sorted(
+            p.name for p in out.iterdir() if not p.name.startswith(".") and p.name not in mine
+        )
+        if others:
+            raise InputError(
+                f"out {out} holds files that are not a corpus ({', '.join(others[:3])}"
+                f"{', ...' if len(others) > 3 else ''}): give an empty or new folder"
+            )
+
+
+def check_writable(out: Path) -> None:
+    """Create ``out`` and a file in it, or refuse in one line (read-only, a file in the way)."""
+    out = Path(out)
+    probe = temp_path(out / ".write-probe")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"out {out} cannot be written: {exc.strerror or exc}") from exc
+
+
+@contextmanager
+def build_lock(out: Path) -> Iterator[None]:
+    """Hold the corpus folder's build lock, or refuse at once in one line naming the holder.
+
+    A second build of the same folder does not wait: it would only redo or undo the first one's
+    work. The lock is an ``flock``, so a killed build leaves no lock behind.
+    """
+    out = Path(out)
+    lock = FileLock(str(out / LOCK_FILE), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise InputError(
+            f"out {out} is being written by another build ({lock_holder(out)}); "
+            "wait for it to finish or give another out"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"out {out} cannot be written: {exc.strerror or exc}") from exc
+    try:
+        write_text_atomic(out / HOLDER_FILE, f"{os.getpid()}\n")
+        yield
+    finally:
+        (out / HOLDER_FILE).unlink(missing_ok=True)
+        lock.release()
+
+
+def lock_holder(out: Path) -> str:
+    """``pid N`` of the build holding ``out``'s lock, as it recorded itself."""
+    try:
+        return f"pid {int((Path(out) / HOLDER_FILE).read_text().strip())}"
+    except (OSError, ValueError):
+        return "pid unknown"
+
+
+def clean_stray_temps(out: Path, sources: Iterable[str]) -> list[str]:
+    """Delete the temp files (:func:`pipeline.shards.is_temp` names only) that killed runs left in
+    ``out`` and the corpus's folders; return their paths relative to ``out``. Call it holding
+    the build lock: then no writer of this folder is alive."""
+    out = Path(out)
+    folders = [out, *corpus_folders(out, sources)]
+    folders += [d for d in (out / PROGRESS_DIR).glob("*") if d.is_dir() and not d.is_symlink()]
+    removed = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if is_temp(path) and path.is_file():
+                path.unlink(missing_ok=True)
+                removed.append(path.relative_to(out).as_posix())
+    return removed
+
+
+def recorded_shards(out: Path, sources: Iterable[str]) -> set[str]:
+    """Shards named by completion records in ``_build/`` (written by a build of this folder)."""
+    progress = Path(out) / PROGRESS_DIR
+    return {
+        f"{s}/{p.name.removesuffix('.json')}"
+        for s in sources
+        for p in (progress / s).glob("*.json")
+        if not is_temp(p)
+    }
+
+
+def listed_files(out: Path) -> set[str]:
+    """Files (shards and MEIT jsonl) listed by the corpus's manifest; none when it has none."""
+    try:
+        manifest = read_manifest(Path(out))
+    except (OSError, ValueError):
+        return set()
+    return {f.path for f in [*manifest.files, *manifest.extra_files]}
+
+
+def manifest_sources(out: Path) -> set[str]:
+    """Sources of the corpus's manifest (none when it has none)."""
+    try:
+        return set(read_manifest(Path(out)).counts)
+    except (OSError, ValueError):
+        return set()
+
+
+def foreign_files(out: Path, sources: Iterable[str]) -> list[str]:
+    """Files in the corpus's own folders (``<source>/``, ``meit/``) that no build of this corpus
+    wrote: not listed by its manifest, not named by a completion record, not named as the
+    pipeline names its shards and jsonl. Hidden names (``.DS_Store``, temps) are not reported."""
+    out = Path(out)
+    sources = set(sources)
+    ours = listed_files(out) | recorded_shards(out, sources)
+    ours |= {meit_jsonl_path(s, split) for s in sources for split in SPLITS}
+    found = []
+    for folder in corpus_folders(out, sources)[:-1]:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            rel = path.relative_to(out).as_posix()
+            named = folder.name != MEIT_DIR and SHARD_NAME.match(path.name) and path.is_file()
+            if path.name.startswith(".") or rel in ours or named:
+                continue
+            found.append(rel)
+    return found
+
+
+def refuse_foreign(out: Path, sources: Iterable[str]) -> None:
+    """Refuse (one line) a corpus folder holding files no build of it wrote."""
+    found = foreign_files(out, sources)
+    if found:
+        raise InputError(
+            f"out {out} holds {', '.join(found[:3])}{', ...' if len(found) > 3 else ''}, "
+            "which no build of this corpus wrote: move it out (a build deletes only its own files)"
+        )

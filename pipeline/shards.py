@@ -5,12 +5,18 @@ Shard names and checksums are part of the corpus contract (:mod:`schemas.layout`
 Writer settings (measured on these machines for 12 x 5000 float16 rows): pyarrow's defaults cost
 ~3.8 ms per record; with dictionary encoding and statistics off for the signal column and zstd
 level 1, ~0.9 ms. The file appears under its final name only when complete (temp file + rename).
+
+A write that fails leaves no temp file behind and raises :class:`WriteFailed` naming the file
+(:class:`DiskFull` when the disk or the quota is full), so the build can end in one line.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import math
 import os
+import re
 from pathlib import Path
 from types import TracebackType
 
@@ -21,6 +27,69 @@ from pipeline.hashing import stable_unit
 
 SIGNAL_COLUMN = "ecg"
 COMPRESSION_LEVEL = 1
+TEMP_NAME = re.compile(r"^\..+\.tmp-\d+$")
+"""What :func:`temp_path` names look like (``.<name>.tmp-<pid>``); nothing else is a stray temp."""
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class WriteFailed(Exception):
+    """Writing a file of the corpus failed (its temp file is already gone)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, reason)
+        self.path = path
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"cannot write {self.path}: {self.reason}"
+
+
+class DiskFull(WriteFailed):
+    """No space left (ENOSPC, or a full quota) while writing ``path``.
+
+    The orchestrator raises it again with an estimate: ``needed`` bytes for the rest of the
+    build, ``free`` bytes left, ``records_left`` records not yet written.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        reason: str = "no space left on device",
+        needed: int | None = None,
+        free: int | None = None,
+        records_left: int | None = None,
+    ) -> None:
+        Exception.__init__(self, path, reason, needed, free, records_left)
+        self.path, self.reason = path, reason
+        self.needed, self.free, self.records_left = needed, free, records_left
+
+    def __str__(self) -> str:
+        line = f"disk full while writing {self.path}"
+        if self.needed is None:
+            return f"{line}: {self.reason}"
+        left = f"{self.records_left} records left to write" if self.records_left else "finalising"
+        return (
+            f"{line}: the rest of the build needs about {human_bytes(self.needed)} "
+            f"({left}; {human_bytes(self.free or 0)} free); free space and run the same build "
+            "again, it resumes"
+        )
+
+
+def human_bytes(n: int) -> str:
+    """``n`` bytes as B / KiB / MiB / GiB with one decimal."""
+    size, unit = float(n), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            break
+        size /= 1024
+    return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+
+
+def write_error(path: Path, exc: OSError) -> WriteFailed:
+    """The one-line error for an ``OSError`` raised while writing ``path``."""
+    if exc.errno in FULL_ERRNOS:
+        return DiskFull(str(path))
+    return WriteFailed(str(path), exc.strerror or str(exc))
 
 
 def shard_count(n_records: int, records_per_shard: int) -> int:
@@ -38,6 +107,21 @@ def temp_path(final: Path) -> Path:
     return final.with_name(f".{final.name}.tmp-{os.getpid()}")
 
 
+def is_temp(path: Path) -> bool:
+    """True for a name :func:`temp_path` makes (a writer's temp file, possibly of a killed run)."""
+    return bool(TEMP_NAME.match(Path(path).name))
+
+
+def file_digest(path: Path, chunk: int = 1 << 20) -> tuple[int, str]:
+    """(size in bytes, hex sha256) of a file."""
+    h, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+            size += len(block)
+    return size, h.hexdigest()
+
+
 def publish(tmp: Path, final: Path) -> None:
     """Flush ``tmp`` to disk and rename it to ``final`` atomically."""
     with open(tmp, "rb") as f:
@@ -45,33 +129,59 @@ def publish(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
+def _write_atomic(path: Path, write) -> None:
+    """Run ``write(tmp)`` and publish ``tmp`` as ``path``; on any failure remove ``tmp``."""
+    tmp = temp_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        publish(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, exc) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 class ShardWriter:
-    """Write one Parquet file from record batches; it appears at ``path`` only on success."""
+    """Write one Parquet file from record batches; it appears at ``path`` only when it holds at
+    least one row and everything succeeded. ``size`` and ``sha256`` are its bytes' (read back
+    from the temp file before the rename, while it is in the page cache)."""
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.path = Path(path)
         self.schema = schema
         self.rows = 0
+        self.size = 0
+        self.sha256 = ""
         self._tmp = temp_path(self.path)
         self._writer: pq.ParquetWriter | None = None
 
     def __enter__(self) -> "ShardWriter":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         others = [n for n in self.schema.names if n != SIGNAL_COLUMN]
-        self._writer = pq.ParquetWriter(
-            self._tmp,
-            self.schema,
-            compression="zstd",
-            compression_level=COMPRESSION_LEVEL,
-            use_dictionary=others,
-            write_statistics=others,
-        )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(
+                self._tmp,
+                self.schema,
+                compression="zstd",
+                compression_level=COMPRESSION_LEVEL,
+                use_dictionary=others,
+                write_statistics=others,
+            )
+        except OSError as exc:
+            self._tmp.unlink(missing_ok=True)
+            raise write_error(self.path, exc) from exc
         return self
 
     def write(self, table: pa.Table) -> None:
         """Append rows (a table with exactly the writer's schema) as one row group."""
         assert self._writer is not None, "use ShardWriter as a context manager"
-        self._writer.write_table(table.cast(self.schema), row_group_size=max(1, table.num_rows))
+        try:
+            self._writer.write_table(table.cast(self.schema), row_group_size=max(1, table.num_rows))
+        except OSError as exc:
+            raise write_error(self.path, exc) from exc
         self.rows += table.num_rows
 
     def __exit__(
@@ -80,25 +190,24 @@ class ShardWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        if exc_type is None:
-            publish(self._tmp, self.path)
-        else:
+        try:
+            if self._writer is not None:
+                self._writer.close()
+            if exc_type is None and self.rows:
+                self.size, self.sha256 = file_digest(self._tmp)
+                publish(self._tmp, self.path)
+        except OSError as err:
+            if exc_type is None:
+                raise write_error(self.path, err) from err
+        finally:
             self._tmp.unlink(missing_ok=True)
 
 
 def write_table_atomic(path: Path, table: pa.Table) -> None:
     """Write a small table (e.g. the rejection ledger) to ``path`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    pq.write_table(table, tmp, compression="zstd")
-    publish(tmp, path)
+    _write_atomic(Path(path), lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write a text file atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    tmp.write_text(text, encoding="utf-8")
-    publish(tmp, path)
+    _write_atomic(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))

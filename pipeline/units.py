@@ -110,6 +110,7 @@ class UnitResult:
     rows: int
     sha256: str
     inputs: int
+    size: int = 0  # the shard's bytes; with sha256, what a rerun checks before trusting it
     kept: int = 0
     rejections: list[Rejection] = field(default_factory=list)
     templates: dict[str, int] = field(default_factory=dict)
