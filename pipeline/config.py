@@ -1,30 +1,85 @@
 """Build configuration: one pydantic model, read from YAML, shared by the CLI and the flows.
 
 Unknown keys are errors (``extra="forbid"``) so a typo never silently falls back to a default.
+Every setting that could fail a build midway is checked here, before any work: filter cut-offs
+against the Nyquist frequency of the output and the known source rates, finite numbers, the
+output rate's bounds, the memory one batch needs, split fractions and folds, task weights, and
+the translation inputs. YAML mistakes are one line with the file, line and column.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.qa import REPORT_TASK, TASKS
+from schemas import CANONICAL_LEADS, SPLITS
+
+FS_RANGE = (50, 2000)
+"""Output rates accepted, in Hz. Below 50 Hz the Nyquist frequency (25 Hz) falls inside the QRS
+complex's band (its energy reaches ~40 Hz), so the record is no longer an ECG; no 12-lead source
+samples faster than 2000 Hz (PTB-XL 100/500, MIMIC-IV-ECG 500, PTB 1000, high-resolution ECG
+2000), so a higher rate only interpolates and multiplies memory (``fs: 1e6`` asked 5.4 GiB)."""
+
+SOURCE_RATES: dict[str, int] = {"ptbxl records500": 500, "ptbxl records100": 100, "mimic": 500}
+"""Sampling rates of the built-in sources' records (PTB-XL by ``ptbxl_records``). Filters run at
+the source rate, so their cut-offs must lie below these Nyquist frequencies too."""
+
+BATCH_MEMORY_FACTOR = 6
+"""Peak bytes of conditioning one batch / (records x 12 x samples x 8 bytes), at the larger of the
+source and output rates: measured 5.0 with every filter on (float64 filter and resampling copies)
+plus 0.5 for the float32 input records, with tracemalloc
+(``tests/adversarial/test_config.py::test_memory_estimate_bounds_the_measured_peak``)."""
+
+HASH_EXCLUDED = ("workers", "out", "max_batch_memory_gib")
+"""Settings that do not shape the data and stay out of the config hash."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _checks_paths(info: ValidationInfo) -> bool:
+    """False when validating with ``context={"check_paths": False}`` (a manifest's config, whose
+    input folders need not exist where the corpus is checked)."""
+    return (info.context or {}).get("check_paths", True)
+
+
+def _below_nyquist(hz: float, fs: float, of: str, what: str = "") -> None:
+    """``ValueError`` unless ``hz`` is below ``fs / 2`` (``of`` names the rate in the message)."""
+    if hz >= fs / 2:
+        raise ValueError(
+            f"{what}{hz:g} Hz is not below {fs / 2:g} Hz, the Nyquist frequency of {of}"
+        )
+
+
+def _positive_hz(v: float | None) -> float | None:
+    if v is not None and v <= 0:
+        raise ValueError(f"must be above 0 Hz, got {v:g}")
+    return v
 
 
 class SignalConfig(_Strict):
     """How every record's signal is conditioned (defaults reproduce MEIT: 500 Hz, 10 s, raw)."""
 
-    fs: int = Field(500, gt=0, description="output sampling rate in Hz")
-    duration_s: float = Field(10.0, gt=0, description="fixed output length in seconds")
+    fs: int = Field(500, description=f"output sampling rate in Hz ({FS_RANGE[0]}..{FS_RANGE[1]})")
+    duration_s: float = Field(
+        10.0, ge=1, description="fixed output length in seconds (>= 1 s: one beat at 60 bpm)"
+    )
     length_tolerance_s: float = Field(
         0.5, ge=0, description="records whose length differs more than this are rejected"
     )
@@ -53,18 +108,70 @@ class SignalConfig(_Strict):
         le=1,
         description="reject when a lead sits at its rail for this share of samples",
     )
+    accept_adc_units: bool = Field(
+        False,
+        description="keep signals whose header gives gain 0 or none (WFDB's 'uncalibrated') in "
+        "ADC units above their baseline; by default such records are rejected (uncalibrated)",
+    )
+
+    @field_validator("fs")
+    @classmethod
+    def _fs_bound(cls, v: int) -> int:
+        if not FS_RANGE[0] <= v <= FS_RANGE[1]:
+            raise ValueError(f"{v} Hz is outside the supported {FS_RANGE[0]}..{FS_RANGE[1]} Hz")
+        return v
 
     @field_validator("bandpass_hz")
     @classmethod
-    def _ordered(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
-        if v is not None and not 0 < v[0] < v[1]:
-            raise ValueError("bandpass_hz must be (low, high) with 0 < low < high")
+    def _ordered(
+        cls, v: tuple[float, float] | None, info: ValidationInfo
+    ) -> tuple[float, float] | None:
+        if v is None:
+            return v
+        if not 0 < v[0] < v[1]:
+            raise ValueError(f"must be (low, high) with 0 < low < high, got ({v[0]:g}, {v[1]:g})")
+        if "fs" in info.data:
+            fs = info.data["fs"]
+            _below_nyquist(v[1], fs, f"the output rate ({fs} Hz)", "high cut-off ")
         return v
+
+    @field_validator("highpass_hz", "notch_hz")
+    @classmethod
+    def _cut_off(cls, v: float | None, info: ValidationInfo) -> float | None:
+        if _positive_hz(v) is not None and "fs" in info.data:
+            fs = info.data["fs"]
+            _below_nyquist(v, fs, f"the output rate ({fs} Hz)")
+        return v
+
+    def cut_offs(self) -> dict[str, tuple[float, str]]:
+        """The highest frequency each configured filter designs for: field -> (Hz, label)."""
+        out = {}
+        if self.bandpass_hz is not None:
+            out["bandpass_hz"] = (self.bandpass_hz[1], "high cut-off ")
+        if self.highpass_hz is not None:
+            out["highpass_hz"] = (self.highpass_hz, "")
+        if self.notch_hz is not None:
+            out["notch_hz"] = (self.notch_hz, "")
+        return out
 
     @property
     def n_samples(self) -> int:
         """Samples per lead in the output."""
         return int(round(self.fs * self.duration_s))
+
+
+def _fractions(v: dict[str, float]) -> dict[str, float]:
+    """Split fractions: known splits, each >= 0, summing to 1."""
+    unknown = sorted(set(v) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"unknown split {unknown[0]!r} (splits: {', '.join(SPLITS)})")
+    for split, x in v.items():
+        if x < 0:
+            raise ValueError(f"{split} is {x:g}; fractions must be >= 0")
+    total = sum(v.values())
+    if abs(total - 1.0) > 1e-9:
+        raise ValueError(f"must sum to 1, not {total:g}")
+    return v
 
 
 class TextConfig(_Strict):
@@ -100,12 +207,32 @@ class TextConfig(_Strict):
 
     @field_validator("task_weights")
     @classmethod
-    def _known_tasks(cls, v: dict[str, float]) -> dict[str, float]:
+    def _known_tasks(cls, v: dict[str, float], info: ValidationInfo) -> dict[str, float]:
         unknown = set(v) - set(TASKS)
         if unknown:
             raise ValueError(f"unknown tasks {sorted(unknown)}; known: {list(TASKS)}")
-        if any(w < 0 for w in v.values()):
-            raise ValueError("task weights must be >= 0")
+        for task, w in v.items():
+            if w < 0:
+                raise ValueError(f"{task} is {w:g}; weights must be >= 0")
+        extra = info.data.get("examples_per_record", 1) - 1
+        if extra and not any(w > 0 for t, w in v.items() if t != REPORT_TASK):
+            raise ValueError(
+                f"every weight is 0, so examples_per_record {extra + 1} cannot draw a question task"
+            )
+        return v
+
+    @field_validator("translation_csv")
+    @classmethod
+    def _csv_exists(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        if v is not None and _checks_paths(info) and not v.is_file():
+            raise ValueError(f"file not found: {v}")
+        return v
+
+    @field_validator("marian_model")
+    @classmethod
+    def _model_exists(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        if v is not None and _checks_paths(info) and not v.is_dir():
+            raise ValueError(f"folder not found: {v}")
         return v
 
     @model_validator(mode="after")
@@ -139,15 +266,25 @@ class SplitConfig(_Strict):
     )
     seed: int = 0
 
-    @model_validator(mode="after")
-    def _check(self) -> "SplitConfig":
-        for name in ("hash_fractions", "meit_fractions"):
-            if abs(sum(getattr(self, name).values()) - 1.0) > 1e-9:
-                raise ValueError(f"split.{name} must sum to 1")
-        folds = [f for v in self.ptbxl_folds.values() for f in v]
-        if len(folds) != len(set(folds)):
-            raise ValueError("split.ptbxl_folds: a fold is assigned to two splits")
-        return self
+    @field_validator("hash_fractions", "meit_fractions")
+    @classmethod
+    def _check_fractions(cls, v: dict[str, float]) -> dict[str, float]:
+        return _fractions(v)
+
+    @field_validator("ptbxl_folds")
+    @classmethod
+    def _check_folds(cls, v: dict[str, list[int]]) -> dict[str, list[int]]:
+        unknown = sorted(set(v) - set(SPLITS))
+        if unknown:
+            raise ValueError(f"unknown split {unknown[0]!r} (splits: {', '.join(SPLITS)})")
+        seen: set[int] = set()
+        for fold in (f for folds in v.values() for f in folds):
+            if not 1 <= fold <= 10:
+                raise ValueError(f"fold {fold} is not a PTB-XL strat_fold (1..10)")
+            if fold in seen:
+                raise ValueError(f"fold {fold} is assigned to two splits")
+            seen.add(fold)
+        return v
 
 
 def local_location(v: object) -> object:
@@ -161,11 +298,21 @@ def local_location(v: object) -> object:
     return v
 
 
-def existing_folder(v: object) -> object:
+def existing_folder(v: object, check: bool = True) -> object:
     """``v`` unchanged, or ``ValueError`` when it is a local path that is not a folder."""
-    if isinstance(v, Path) and not v.is_dir():
+    if check and isinstance(v, Path) and not v.is_dir():
         raise ValueError(f"input folder does not exist: {v}")
     return v
+
+
+def config_hash(data: Mapping) -> str:
+    """sha256 of a dumped config's settings that shape the data (see :data:`HASH_EXCLUDED`).
+
+    Works on the dict a manifest stores, so ``validate`` recomputes a corpus's hash from it.
+    """
+    exclude = set(HASH_EXCLUDED) | (set() if data.get("sources") else {"sources"})
+    kept = {k: v for k, v in data.items() if k not in exclude}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 
 class BuildConfig(_Strict):
@@ -196,6 +343,12 @@ class BuildConfig(_Strict):
         "changes (a refresh then rewrites that whole split).",
     )
     limit: int | None = Field(None, ge=1, description="take only the first N records per source")
+    max_batch_memory_gib: float = Field(
+        4.0,
+        gt=0,
+        description="refuse settings whose batch (batch_size records at signal.fs and the "
+        "source rates) is estimated to need more memory than this, per worker process",
+    )
     signal: SignalConfig = SignalConfig()
     text: TextConfig = TextConfig()
     split: SplitConfig = SplitConfig()
@@ -203,9 +356,11 @@ class BuildConfig(_Strict):
 
     @field_validator("sources", mode="before")
     @classmethod
-    def _source_folders(cls, v: object) -> object:
+    def _source_folders(cls, v: object, info: ValidationInfo) -> object:
         if isinstance(v, dict):
-            return {k: existing_folder(local_location(x)) for k, x in v.items()}
+            return {
+                k: existing_folder(local_location(x), _checks_paths(info)) for k, x in v.items()
+            }
         return v
 
     @field_validator("ptbxl", "mimic", "out", mode="before")
@@ -224,8 +379,45 @@ class BuildConfig(_Strict):
 
     @field_validator("ptbxl", "mimic")
     @classmethod
-    def _exists(cls, v: Path | str | None) -> Path | str | None:
-        return existing_folder(v)
+    def _exists(cls, v: Path | str | None, info: ValidationInfo) -> Path | str | None:
+        return existing_folder(v, _checks_paths(info))
+
+    @model_validator(mode="after")
+    def _fits(self) -> "BuildConfig":
+        """Filters below every known source's Nyquist frequency; one batch within memory."""
+        for name, fs in self.source_rates().items():
+            for field, (hz, what) in self.signal.cut_offs().items():
+                try:
+                    _below_nyquist(hz, fs, f"{name} ({fs} Hz)", what)
+                except ValueError as exc:
+                    raise ValueError(f"signal.{field}: {exc}") from None
+        need, limit = batch_memory_bytes(self), self.max_batch_memory_gib * 2**30
+        if need > limit:
+            raise ValueError(
+                f"memory: conditioning a batch of {self.batch_size} records x "
+                f"{len(CANONICAL_LEADS)} leads x {self.batch_samples()} samples needs about "
+                f"{need / 2**30:.1f} GiB, above max_batch_memory_gib "
+                f"{self.max_batch_memory_gib:g}: lower batch_size, signal.fs or "
+                "signal.duration_s (or raise max_batch_memory_gib)"
+            )
+        return self
+
+    def source_rates(self) -> dict[str, int]:
+        """Label -> sampling rate of the built-in sources this build reads (no input at all means
+        the demo, which has both, at 500 Hz)."""
+        demo = not self.inputs()
+        out = {}
+        if self.ptbxl is not None or demo:
+            name = f"ptbxl {self.ptbxl_records}"
+            out[name] = SOURCE_RATES[name]
+        if self.mimic is not None or demo:
+            out["mimic"] = SOURCE_RATES["mimic"]
+        return out
+
+    def batch_samples(self) -> int:
+        """Samples per lead of the largest array conditioning holds (source or output rate)."""
+        fs = max([self.signal.fs, *self.source_rates().values()])
+        return math.ceil(fs * self.signal.duration_s)
 
     def inputs(self) -> dict[str, Path | str]:
         """Source name -> input folder, for every source given (PTB-XL, MIMIC, then the rest)."""
@@ -234,18 +426,74 @@ class BuildConfig(_Strict):
 
     def content_hash(self) -> str:
         """sha256 of the settings that shape the data (not workers/out, which do not)."""
-        exclude = {"workers", "out"} | (set() if self.sources else {"sources"})
-        data = self.model_dump(mode="json", exclude=exclude)
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+        return config_hash(self.model_dump(mode="json"))
+
+
+def batch_memory_bytes(cfg: BuildConfig) -> int:
+    """Estimated peak bytes of conditioning one batch: records x 12 leads x samples x 8 bytes
+    (float64) x :data:`BATCH_MEMORY_FACTOR`, samples at the larger of source and output rate."""
+    return cfg.batch_size * len(CANONICAL_LEADS) * cfg.batch_samples() * 8 * BATCH_MEMORY_FACTOR
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last
+    one silently, so ``fs: 500`` ... ``fs: 250`` would build at 250 Hz without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                line = first.setdefault(key, key_node.start_mark.line)
+            except TypeError:  # an unhashable key: SafeLoader says so itself
+                continue
+            if line != key_node.start_mark.line:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {line + 1})",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> object:
+    """A YAML file's content; ``ValueError`` with one line (file, line and column) when it cannot
+    be read, is not UTF-8 or is not valid YAML."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        context = ""
+        if exc.context and exc.context_mark:
+            context = f" ({exc.context} at line {exc.context_mark.line + 1})"
+        raise ValueError(f"{where}: YAML syntax error: {exc.problem}{context}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: YAML error: {exc}") from None
 
 
 def load_config(path: Path | None, **overrides: object) -> BuildConfig:
     """Read a YAML config (or none) and apply non-None command-line overrides on top."""
     data: dict = {}
     if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        loaded = read_yaml(path)
+        if loaded is None:
+            loaded = {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: the config must be a mapping")
+            raise ValueError(
+                f"{path}: the config must be a mapping of settings, not a {type(loaded).__name__}"
+            )
         data.update(loaded)
     data.update({k: v for k, v in overrides.items() if v is not None})
     return BuildConfig.model_validate(data)
@@ -258,12 +506,15 @@ def config_error_line(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         parts = []
         for err in exc.errors():
-            where = ".".join(str(x) for x in err["loc"]) or "config"
+            where = ".".join(str(x) for x in err["loc"])
             msg = (
                 "unknown key"
                 if err["type"] == "extra_forbidden"
                 else err["msg"].removeprefix("Value error, ")
             )
-            parts.append(f"{where}: {msg}")
+            # Whole-config checks (no location) name their settings themselves.
+            parts.append(f"{where}: {msg}" if where else msg)
         return "; ".join(parts)
-    return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return " ".join(str(exc).split())
