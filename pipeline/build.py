@@ -5,6 +5,13 @@ A fresh build is a plan against nothing; a rerun resumes a killed build; a refre
 the shards whose records or inputs changed (``mode="refresh"`` writes nothing at all when nothing
 changed, ``"full"`` always finalises). One executor (a local process pool unless one is given,
 e.g. a Dask client's) fingerprints the inputs and then processes the units.
+
+Before any work ``out`` is checked (:func:`pipeline.progress.check_out`: apart from every input,
+a folder, writable, new or empty or a corpus, no file in its folders that no build wrote) and
+locked: a second build of the same folder exits at once with one line naming the holder's pid,
+rather than wait (it would only redo or undo the first one's work). A full disk anywhere ends the
+build with :class:`pipeline.shards.DiskFull`: what was being written and about how much space the
+rest needs; no temp file is left, and the same build run again resumes.
 """
 
 from __future__ import annotations
@@ -22,15 +29,7 @@ from pipeline.errors import InputError
 from pipeline.execute import local_executor, run_units
 from pipeline.finalise import finalise, validate_corpus
 from pipeline.plan import Plan, discover, make_plan
-from pipeline.progress import (
-    build_lock,
-    check_out,
-    check_writable,
-    clean_stray_temps,
-    finished_result,
-    manifest_sources,
-    refuse_foreign,
-)
+from pipeline.progress import check_out, claim_out, finished_result, manifest_sources
 from pipeline.shards import DiskFull
 from pipeline.sources import Source, registry
 from pipeline.units import SourceInput, UnitResult
@@ -84,10 +83,7 @@ def build(
     out = Path(cfg.out)
     names = set(cfg.inputs()) | {s.name for s in extra_sources} | manifest_sources(out)
     check_out(out, input_folders(cfg), names)
-    check_writable(out)
-    with build_lock(out):
-        clean_stray_temps(out, names)
-        refuse_foreign(out, names)
+    with claim_out(out, names):
         plan: Plan | None = None
         try:
             sources = steps.discover(cfg, registry(extra_sources))
@@ -118,12 +114,14 @@ def input_folders(cfg: BuildConfig) -> dict[str, Path | str]:
 FINALISE_BYTES_PER_RECORD = 1024
 """Room for a record's share of the ledger, fingerprints, manifest, card and MEIT jsonl (an upper
 bound: the real PTB-XL sample needs about 300 bytes a record with the jsonl)."""
+FINALISE_BYTES = 64 * 1024
+"""And for the files finalising writes whatever their size (a file takes whole disk blocks)."""
 
 
 def space_needed(cfg: BuildConfig, plan: Plan) -> tuple[int, int]:
     """(bytes, records) the rest of the build still has to write: the records of every unit
-    without an intact shard, at the bytes per record of the shards already written (12 leads of
-    float16, uncompressed, when none is), plus the files written when finalising."""
+    without an intact shard, at the bytes per record of the shards already written plus a quarter
+    (12 leads of float16, uncompressed, when none is), plus the files written when finalising."""
     out = Path(cfg.out)
     left, written = 0, []
     for unit in plan.units:
@@ -133,11 +131,11 @@ def space_needed(cfg: BuildConfig, plan: Plan) -> tuple[int, int]:
         elif result.rows:
             written.append(result)
     if written:
-        per_record = sum(r.size for r in written) / max(1, sum(r.inputs for r in written))
+        per_record = 1.25 * sum(r.size for r in written) / max(1, sum(r.inputs for r in written))
     else:
         per_record = 2 * 12 * cfg.signal.n_samples * cfg.text.examples_per_record
     seen = sum(s.seen for s in plan.sources)
-    return int(left * per_record + seen * FINALISE_BYTES_PER_RECORD), left
+    return int(left * per_record + seen * FINALISE_BYTES_PER_RECORD + FINALISE_BYTES), left
 
 
 def with_estimate(exc: DiskFull, cfg: BuildConfig, plan: Plan | None) -> DiskFull:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from pipeline.build import CorpusInvalid, build_corpus
 from pipeline.config import BuildConfig, config_error_line, load_config
@@ -47,7 +48,9 @@ def _build(args: argparse.Namespace, console: Console) -> int:
         )
     except (ValidationError, ValueError, OSError) as exc:
         console.print(
-            f"[red]config error:[/red] {config_error_line(exc)}", highlight=False, soft_wrap=True
+            f"[red]config error:[/red] {escape(config_error_line(exc))}",
+            highlight=False,
+            soft_wrap=True,
         )
         return 2
     if not cfg.inputs():
@@ -59,23 +62,29 @@ def _build(args: argparse.Namespace, console: Console) -> int:
         with build_progress(console) as (on_plan, on_done):
             manifest = build_corpus(cfg, on_done=on_done, on_plan=on_plan)
     except InputError as exc:
-        console.print(f"[red]input error:[/red] {exc}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[red]input error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         return 2
     except CorpusInvalid as exc:
-        console.print(f"[red]corpus error:[/red] {exc}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[red]corpus error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         return 1
     except WriteFailed as exc:  # a full disk, a folder gone read-only: the inputs are fine
-        console.print(f"[red]write error:[/red] {exc}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[red]write error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         return 1
     console.print(summary_table(manifest))
-    console.print(f"corpus written to {cfg.out}")
+    console.print(f"corpus written to {cfg.out}", highlight=False, soft_wrap=True)
     return 0
 
 
 def _validate(args: argparse.Namespace, console: Console) -> int:
     problems = validate_corpus(args.corpus)
     for p in problems:
-        console.print(f"[red]✗[/red] {p}", highlight=False)
+        console.print(f"[red]✗[/red] {escape(p)}", highlight=False, soft_wrap=True)
     if not problems:
         console.print(f"[green]✓[/green] {args.corpus} is valid")
     return 1 if problems else 0

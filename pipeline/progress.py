@@ -154,6 +154,19 @@ def check_writable(out: Path) -> None:
         raise InputError(f"out {out} cannot be written: {exc.strerror or exc}") from exc
 
 
+def discard_if_unused(out: Path) -> None:
+    """Remove ``out`` again when it holds nothing but the lock (a build created it, then
+    stopped before writing): a refused build leaves no folder behind."""
+    out = Path(out)
+    try:
+        if {p.name for p in out.iterdir()} <= {LOCK_FILE, HOLDER_FILE}:
+            for name in (HOLDER_FILE, LOCK_FILE):
+                (out / name).unlink(missing_ok=True)
+            out.rmdir()
+    except OSError:
+        pass
+
+
 @contextmanager
 def build_lock(out: Path) -> Iterator[None]:
     """Hold the corpus folder's build lock, or refuse at once in one line naming the holder.
@@ -178,6 +191,25 @@ def build_lock(out: Path) -> Iterator[None]:
     finally:
         (out / HOLDER_FILE).unlink(missing_ok=True)
         lock.release()
+
+
+@contextmanager
+def claim_out(out: Path, sources: Iterable[str]) -> Iterator[None]:
+    """Create ``out`` (or refuse: not writable), hold its build lock, remove the temp files of
+    killed runs and refuse files no build wrote; a folder this call created and nothing else
+    wrote into is removed again when the build fails."""
+    out, sources = Path(out), set(sources)
+    fresh = not out.exists()
+    check_writable(out)
+    try:
+        with build_lock(out):
+            clean_stray_temps(out, sources)
+            refuse_foreign(out, sources)
+            yield
+    except BaseException:
+        if fresh:
+            discard_if_unused(out)
+        raise
 
 
 def lock_holder(out: Path) -> str:
