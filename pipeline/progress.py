@@ -267,24 +267,34 @@ def manifest_sources(out: Path) -> set[str]:
 
 
 def foreign_files(out: Path, sources: Iterable[str]) -> list[str]:
-    """Files in the corpus's own folders (``<source>/``, ``meit/``) that no build of this corpus
-    wrote: not listed by its manifest, not named by a completion record, not named as the
-    pipeline names its shards and jsonl. Hidden names (``.DS_Store``, temps) are not reported."""
+    """Files no build of this corpus wrote: in its own folders (``<source>/``, ``meit/``), and
+    Parquet or jsonl files anywhere under ``out`` (what validation would find unlisted).
+
+    A build's own files are those its manifest lists, those its completion records name, the
+    ledger and fingerprints, and names the pipeline gives its shards and jsonl in their folders.
+    Other hidden names (``.DS_Store``, temps) in the corpus's folders are not reported.
+    """
     out = Path(out)
     sources = set(sources)
-    ours = listed_files(out) | recorded_shards(out, sources)
+    ours = listed_files(out) | recorded_shards(out, sources) | {REJECTIONS, FINGERPRINTS}
     ours |= {meit_jsonl_path(s, split) for s in sources for split in SPLITS}
-    found = []
+    found = set()
     for folder in corpus_folders(out, sources)[:-1]:
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.iterdir()):
-            rel = path.relative_to(out).as_posix()
-            named = folder.name != MEIT_DIR and SHARD_NAME.match(path.name) and path.is_file()
-            if path.name.startswith(".") or rel in ours or named:
-                continue
-            found.append(rel)
-    return found
+        if folder.is_dir():
+            found |= {p for p in folder.iterdir() if not p.name.startswith(".")}
+    if out.is_dir():
+        found |= {p for pattern in ("*.parquet", "*.jsonl") for p in out.rglob(pattern)}
+    return sorted(
+        rel
+        for rel in (p.relative_to(out).as_posix() for p in found)
+        if rel not in ours and not _shard_named(out, rel, sources)
+    )
+
+
+def _shard_named(out: Path, rel: str, sources: set[str]) -> bool:
+    """True for a file named as the pipeline names shards, directly in a source's folder."""
+    folder, _, name = rel.partition("/")
+    return folder in sources and bool(SHARD_NAME.match(name)) and (Path(out) / rel).is_file()
 
 
 def refuse_foreign(out: Path, sources: Iterable[str]) -> None:

@@ -210,6 +210,12 @@ OUT_CASES = [
         "move it out (a build deletes only its own files)",
     ),
     OutCase(
+        "user_parquet_beside_the_corpus",
+        lambda t, p, r, m: _corpus_with(t, r, "extra/mine.parquet"),
+        "input error: out {out} holds extra/mine.parquet, which no build of this corpus wrote: "
+        "move it out (a build deletes only its own files)",
+    ),
+    OutCase(
         "user_file_in_the_meit_folder",
         lambda t, p, r, m: _corpus_with(t, r, "meit/notes.txt"),
         "input error: out {out} holds meit/notes.txt, which no build of this corpus wrote: "
@@ -331,8 +337,11 @@ def _stray_temps(out: Path) -> None:
         "meit/.ptbxl_train.jsonl.tmp-99",
     ):
         (out / rel).write_bytes(b"left by a killed run")
-    (out / "ptbxl" / ".notes").write_text("a user's hidden file: not a temp, kept\n")
     (out / ".build.pid").write_text("999999\n")  # a killed build's
+
+
+HIDDEN = ("ptbxl/.DS_Store", "_build/ptbxl/.notes", ".notes.tmp-x")
+BESIDE = ("notes.txt", "ptbxl.md")
 
 
 @dataclass(frozen=True)
@@ -342,6 +351,7 @@ class TrustCase:
     name: str
     damage: Callable[[Path], None]
     rewritten: frozenset[str]
+    survives: tuple[str, ...] = ()  # user files the damage put there, left as they are
 
 
 TRUST_CASES = [
@@ -373,6 +383,18 @@ TRUST_CASES = [
     ),
     TrustCase("record_without_a_size", lambda o: _edit_record(o, TEST, size=0), frozenset({TEST})),
     TrustCase("stray_temp_files_of_a_killed_run", _stray_temps, frozenset()),
+    TrustCase(
+        "hidden_user_files_in_the_corpus_folders",
+        lambda o: [(o / rel).write_text("the user's\n") for rel in HIDDEN],
+        frozenset(),
+        HIDDEN,
+    ),
+    TrustCase(
+        "user_files_beside_the_corpus",
+        lambda o: [(o / rel).write_text("the user's\n") for rel in BESIDE],
+        frozenset(),
+        BESIDE,
+    ),
 ]
 
 
@@ -391,5 +413,6 @@ def test_a_damaged_corpus_is_repaired_by_the_next_build(
     assert validate_corpus(out) == []
     assert temps(out) == []
     assert not (out / ".build.pid").exists()
-    if case.name.startswith("stray"):
-        assert (out / "ptbxl" / ".notes").is_file()
+    assert {rel: (out / rel).read_text() for rel in case.survives} == dict.fromkeys(
+        case.survives, "the user's\n"
+    )

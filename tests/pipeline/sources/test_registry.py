@@ -105,6 +105,7 @@ def toy_out(outcome) -> Path:
 
 
 def test_an_unregistered_source_is_an_input_error(ptbxl_sample, tmp_path):
-    cfg = BuildConfig(sources={"toy": toy_folder(ptbxl_sample, tmp_path / "in")}, out=tmp_path)
+    folder = toy_folder(ptbxl_sample, tmp_path / "in")
+    cfg = BuildConfig(sources={"toy": folder}, out=tmp_path / "corpus")
     with pytest.raises(InputError, match=r"unknown source\(s\) \['toy'\]"):
         build(cfg)
