@@ -28,6 +28,7 @@ from pipeline.errors import InputError, RecordRejected
 from pipeline.progress import finished_result
 from pipeline.shards import shard_bucket, shard_count
 from pipeline.sources import Source
+from pipeline.sources.record import split_rejected
 from pipeline.splits import assign_splits, audit_splits, split_mode
 from pipeline.storage import Location, as_location, join, name, parent, read_bytes
 from pipeline.units import SourceInput, UnitResult, WorkUnit
@@ -67,9 +68,14 @@ def metadata_rejection(row: dict, source: str, root: Location) -> Rejection | No
 
 
 def discover_source(source: Source, root: Location, cfg: BuildConfig) -> SourceInput:
-    """List one source's records, assign patient-level splits, reject on metadata, audit."""
-    frame = assign_splits(source.prepare(root, cfg), source.split_rule, cfg.split)
-    rejections, keep = [], []
+    """List one source's records, assign patient-level splits, reject on metadata, audit.
+
+    Rows the source marked unusable (:func:`pipeline.sources.record.split_rejected`) are
+    rejections too, and count as seen.
+    """
+    usable, marked = split_rejected(source.prepare(root, cfg), source.name)
+    frame = assign_splits(usable, source.split_rule, cfg.split)
+    rejections, keep = list(marked), []
     for row in frame.iter_rows(named=True):
         rej = metadata_rejection(row, source.name, as_location(root))
         keep.append(rej is None)
@@ -81,7 +87,8 @@ def discover_source(source: Source, root: Location, cfg: BuildConfig) -> SourceI
         raise InputError(
             f"{source.name}: {audit.leaking_patients} patients fall in more than one split"
         )
-    return SourceInput(source, str(root), kept, tuple(rejections), audit, frame.height)
+    seen = frame.height + len(marked)
+    return SourceInput(source, str(root), kept, tuple(rejections), audit, seen)
 
 
 def discover(cfg: BuildConfig, sources: Mapping[str, Source]) -> list[SourceInput]:

@@ -48,7 +48,13 @@ class Source(Protocol):
     seeded hash of the patient id (or MEIT's record-level hash with ``split.mode: meit``)."""
 
     def prepare(self, root: Location, cfg: BuildConfig) -> pl.DataFrame:
-        """The records of the folder ``root`` as a record frame, sorted, metadata only."""
+        """The records of the folder ``root`` as a record frame, sorted, metadata only.
+
+        Rows that cannot be used may stay in the frame with a reason slug and detail in the
+        optional ``_reject_reason`` / ``_reject_detail`` columns (:mod:`pipeline.sources.record`):
+        discovery turns them into rejections. An unusable folder as a whole (a missing file or
+        column) is an :class:`pipeline.errors.InputError`.
+        """
         ...
 
     def load_resources(self, root: Location) -> Mapping[str, Any]:

@@ -23,10 +23,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from pipeline.errors import InputError
 from pipeline.qa import in_range, no_facts
 from pipeline.sources.layout import check_signal_mv, write_csv, write_format16
-from pipeline.sources.record import RECORD_COLUMNS, empty_record_frame
-from pipeline.storage import Location, csv_source, exists, join
+from pipeline.sources.record import (
+    INVALID_TEXT,
+    RECORD_COLUMNS,
+    REJECT_DETAIL,
+    REJECT_REASON,
+    ROW,
+    read_metadata_csv,
+    rejection_columns,
+    whole_number,
+)
+from pipeline.storage import Location, exists, join
 from schemas import CANONICAL_LEADS
 
 if TYPE_CHECKING:
@@ -49,7 +59,6 @@ MEASUREMENT_COLUMNS = (
     "t_axis",
 )
 TEXT_MEASUREMENTS = ("bandwidth", "filtering")
-KEYS = ["subject_id", "study_id"]
 
 
 def _statements(frame: pl.DataFrame) -> pl.Expr:
@@ -63,34 +72,97 @@ def _statements(frame: pl.DataFrame) -> pl.Expr:
     )
 
 
-def prepare_mimic(root: Location, limit: int | None = None) -> pl.DataFrame:
-    """Records of the MIMIC-IV-ECG folder ``root`` as a sorted record frame (by study_id)."""
-    rec_csv, mm_csv = join(root, "record_list.csv"), join(root, "machine_measurements.csv")
-    if not exists(rec_csv):
-        raise FileNotFoundError(f"{rec_csv} not found: is {root} a MIMIC-IV-ECG folder?")
-    records = pl.read_csv(csv_source(rec_csv), infer_schema_length=0)
-    if records.height == 0:
-        return empty_record_frame()
-    if exists(mm_csv):
-        mm = pl.read_csv(csv_source(mm_csv), infer_schema_length=0).unique(
-            subset=KEYS, keep="first", maintain_order=True
+RECORD_LIST_REQUIRED = ("subject_id", "study_id", "path")
+"""Columns of ``record_list.csv`` a build reads."""
+MEASUREMENTS_REQUIRED = ("subject_id", "study_id", "report_0")
+MEASUREMENTS_OPTIONAL = (*(f"report_{i}" for i in range(1, N_REPORT_FIELDS)), *MEASUREMENT_COLUMNS)
+"""Columns of ``machine_measurements.csv`` a build reads (the optional ones when present)."""
+MM_KEYS = ["_subject", "_study"]
+MEASURED_SCHEMA = {
+    "_subject": pl.Int64,
+    "_study": pl.Int64,
+    "statements": pl.List(pl.String),
+    "measurements": pl.String,
+    "_mm_invalid": pl.String,
+    "_mm_conflict": pl.String,
+}
+
+
+def _measured(mm_csv: Location) -> pl.DataFrame:
+    """``machine_measurements.csv`` as one row per (subject_id, study_id): the statements, the
+    measurements as JSON, and why the row cannot be used (invalid UTF-8 in a cell the build reads;
+    rows of one key that disagree). Identical repeats of a row count once; rows whose keys are not
+    whole numbers describe no record and are left out."""
+    if not exists(mm_csv):
+        return pl.DataFrame(schema=MEASURED_SCHEMA)
+    mm = read_metadata_csv(mm_csv, MEASUREMENTS_REQUIRED, MEASUREMENTS_OPTIONAL, need_rows=False)
+    subject, _ = whole_number("subject_id")
+    study, _ = whole_number("study_id")
+    mm = mm.with_columns(subject.alias("_subject"), study.alias("_study")).drop_nulls(MM_KEYS)
+    used = [c for c in (*MEASUREMENTS_REQUIRED[2:], *MEASUREMENTS_OPTIONAL) if c in mm.columns]
+    distinct = mm.unique(subset=[*MM_KEYS, *used], keep="first", maintain_order=True)
+    versions = distinct.group_by(MM_KEYS).agg(pl.col(ROW).sort().alias("_rows"))
+    mm = distinct.unique(subset=MM_KEYS, keep="first", maintain_order=True).join(
+        versions, on=MM_KEYS, how="left"
+    )
+    conflict = pl.when(pl.col("_rows").list.len() > 1).then(
+        pl.format(
+            "machine_measurements.csv rows {} differ for subject_id {} study_id {}",
+            pl.col("_rows").cast(pl.List(pl.String)).list.join(", "),
+            pl.col("_subject"),
+            pl.col("_study"),
         )
-    else:
-        mm = pl.DataFrame(schema={k: pl.String for k in KEYS})
-    mm = mm.with_columns(_statements(mm).alias("statements"))
+    )
     present = [c for c in MEASUREMENT_COLUMNS if c in mm.columns]
     typed = [
         pl.col(c) if c in TEXT_MEASUREMENTS else pl.col(c).cast(pl.Int64, strict=False)
         for c in present
     ]
     measurements = pl.struct(typed).struct.json_encode() if present else pl.lit(None, pl.String)
-    mm = mm.select(*KEYS, "statements", measurements.alias("measurements"))
+    return mm.select(
+        *MM_KEYS,
+        _statements(mm).alias("statements"),
+        measurements.alias("measurements"),
+        pl.col(INVALID_TEXT).alias("_mm_invalid"),
+        conflict.alias("_mm_conflict"),
+    )
+
+
+def prepare_mimic(root: Location, limit: int | None = None) -> pl.DataFrame:
+    """Records of the MIMIC-IV-ECG folder ``root`` as a sorted record frame (by study_id).
+
+    Rows that cannot be used carry a reason (see :mod:`pipeline.sources.record`): ``invalid_id``
+    (study_id; record id ``row<N>``, the data row of ``record_list.csv``), ``duplicate_id`` (every
+    repeat of a study_id after its first row; record id ``<study_id>#row<N>``), ``invalid_text``
+    (in ``record_list.csv`` or the study's measurements row), ``invalid_patient_id``
+    (subject_id), ``conflicting_measurements`` (two different measurements rows for the study).
+    A missing ``record_list.csv`` or a missing column is an :class:`InputError`.
+    """
+    rec_csv, mm_csv = join(root, "record_list.csv"), join(root, "machine_measurements.csv")
+    if not exists(rec_csv):
+        raise InputError(f"{rec_csv} not found: is {root} a MIMIC-IV-ECG folder?")
+    records = read_metadata_csv(rec_csv, RECORD_LIST_REQUIRED)
+    study, study_error = whole_number("study_id")
+    subject, subject_error = whole_number("subject_id")
+    listed = records.with_columns(study.alias("_key"), subject.alias("_subject"))
+    frame = listed.join(
+        _measured(mm_csv), left_on=["_subject", "_key"], right_on=MM_KEYS, how="left"
+    )
+    first = pl.col(ROW).min().over("_key")
+    repeated = pl.when(pl.col("_key").is_not_null() & (pl.col(ROW) != first)).then(
+        pl.format("study_id {} repeats row {}", pl.col("_key"), first)
+    )
     frame = (
-        records.join(mm, on=KEYS, how="left")
-        .select(
-            pl.col("study_id").cast(pl.Int64).alias("_key"),
-            pl.col("study_id").cast(pl.Int64).cast(pl.String).alias("record_id"),
-            pl.col("subject_id").cast(pl.Int64).cast(pl.String).alias("patient_id"),
+        frame.select(
+            pl.col("_key"),
+            pl.col(ROW),
+            pl.when(study_error.is_not_null())
+            .then(pl.format("row{}", pl.col(ROW)))
+            .when(repeated.is_not_null())
+            .then(pl.format("{}#row{}", pl.col("_key"), pl.col(ROW)))
+            .otherwise(pl.col("_key").cast(pl.String))
+            .alias("record_id"),
+            pl.col("_subject").cast(pl.String).alias("patient_id"),
             pl.col("path").fill_null("").alias("path"),
             pl.col("statements").fill_null(pl.lit([], pl.List(pl.String))).alias("statements"),
             pl.col("measurements"),
@@ -98,13 +170,22 @@ def prepare_mimic(root: Location, limit: int | None = None) -> pl.DataFrame:
             pl.lit(None, pl.String).alias("sex"),
             pl.lit(None, pl.String).alias("scp_codes"),
             pl.lit(None, pl.Int32).alias("strat_fold"),
+            *rejection_columns(
+                [
+                    ("invalid_id", study_error),
+                    ("duplicate_id", repeated),
+                    ("invalid_text", pl.coalesce(INVALID_TEXT, "_mm_invalid")),
+                    ("invalid_patient_id", subject_error),
+                    ("conflicting_measurements", pl.col("_mm_conflict")),
+                ]
+            ),
         )
         .with_columns(pl.col("statements").list.join("\n").alias("report"))
-        .sort("_key")
+        .sort("_key", ROW, nulls_last=True)
     )
     if limit is not None:
         frame = frame.head(limit)
-    return frame.select(RECORD_COLUMNS)
+    return frame.select(*RECORD_COLUMNS, REJECT_REASON, REJECT_DETAIL)
 
 
 def _number(data: dict, key: str) -> float | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +24,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from pipeline.errors import InputError
 from pipeline.qa import no_facts
 from pipeline.sources.layout import check_signal_mv, write_csv, write_format16
-from pipeline.sources.record import RECORD_COLUMNS, empty_record_frame
-from pipeline.storage import Location, csv_source, exists, join
+from pipeline.sources.record import (
+    INVALID_TEXT,
+    RECORD_COLUMNS,
+    REJECT_DETAIL,
+    REJECT_REASON,
+    ROW,
+    read_metadata_csv,
+    readable,
+    rejection_columns,
+    show,
+    whole_number,
+)
+from pipeline.storage import Location, exists, join, name
 
 if TYPE_CHECKING:
     from pipeline.config import BuildConfig, TextConfig
@@ -36,17 +49,111 @@ SOURCE = "ptbxl"
 AGE_OVER_89 = 300  # PTB-XL's de-identified age for patients over 89
 
 
-def _scp_json(literal: str | None) -> str | None:
-    """PTB-XL's scp_codes (a Python dict literal) as canonical JSON, or None when unparsable."""
-    if not literal:
-        return None
+def _scp_json(literal: str | None) -> tuple[str | None, str | None]:
+    """PTB-XL's scp_codes (a Python dict literal of code -> likelihood) as canonical JSON, and why
+    it is invalid (else None). An empty cell is no statements (None, None)."""
+    if literal is None or not literal.strip():
+        return None, None
     try:
         codes = ast.literal_eval(literal)
-    except (ValueError, SyntaxError):
-        return None
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None, f"scp_codes {show(literal)} is not a dict literal"
     if not isinstance(codes, dict):
-        return None
-    return json.dumps({str(k): float(v) for k, v in sorted(codes.items())})
+        return None, f"scp_codes {show(literal)} is not a dict literal"
+    for code, likelihood in codes.items():
+        number = isinstance(likelihood, int | float) and not isinstance(likelihood, bool)
+        if not isinstance(code, str) or not number or not math.isfinite(likelihood):
+            return (
+                None,
+                f"scp_codes {show(literal)}: {code!r} -> {likelihood!r} is not code -> number",
+            )
+    return json.dumps({k: float(v) for k, v in sorted(codes.items())}), None
+
+
+REQUIRED_COLUMNS = ("ecg_id", "patient_id", "age", "sex", "report", "scp_codes", "strat_fold")
+"""Columns of ``ptbxl_database.csv`` a build reads, besides the path column of the records used
+(``filename_hr`` for ``records500``, ``filename_lr`` for ``records100``)."""
+MAX_AGE = 125  # years; PTB-XL writes 300 for every age over 89
+INT32_MAX = 2**31 - 1  # strat_fold is an Int32 column
+
+
+def _age() -> tuple[pl.Expr, pl.Expr]:
+    """Age in years (300, PTB-XL's "over 89", as 90; empty or NaN as unknown) and why it is
+    invalid (else null)."""
+    text = pl.col("age").str.strip_chars()
+    value = text.cast(pl.Float64, strict=False)
+    missing = text.is_null() | (text == "") | (text.str.to_lowercase() == "nan")
+    plausible = value.is_between(0, MAX_AGE) | (value == AGE_OVER_89)
+    error = pl.when(~missing & (value.is_null() | ~plausible)).then(
+        pl.format(
+            f"age '{{}}' is not an age in years (0-{MAX_AGE}, or {AGE_OVER_89} for over 89)",
+            pl.col("age"),
+        )
+    )
+    age = text.cast(pl.Float32, strict=False)
+    kept = pl.when(missing).then(None).when(age == AGE_OVER_89).then(pl.lit(90.0, pl.Float32))
+    return kept.otherwise(age), error
+
+
+def _checked(raw: pl.DataFrame, path_col: str) -> pl.DataFrame:
+    """The record frame of ``ptbxl_database.csv``'s rows, rejected rows marked (first reason
+    wins: invalid id, repeated id, invalid text, invalid patient, invalid metadata)."""
+    ecg_id, id_error = whole_number("ecg_id")
+    patient, patient_error = whole_number("patient_id")
+    fold, fold_error = whole_number("strat_fold")
+    sex, sex_error = whole_number("sex")
+    age, age_error = _age()
+    scp = [_scp_json(v) for v in raw["scp_codes"]]
+    frame = raw.with_columns(
+        ecg_id.alias("_key"),
+        pl.Series("_scp", [j for j, _ in scp], dtype=pl.String),
+        pl.Series("_scp_error", [e for _, e in scp], dtype=pl.String),
+    )
+    first = pl.col(ROW).min().over("_key")
+    repeated = pl.when(pl.col("_key").is_not_null() & (pl.col(ROW) != first)).then(
+        pl.format("ecg_id {} repeats row {}", pl.col("_key"), first)
+    )
+    fold_range = pl.when(fold > INT32_MAX).then(
+        pl.format("strat_fold '{}' is out of range", pl.col("strat_fold"))
+    )
+    metadata = pl.coalesce(
+        pl.col("_scp_error"),
+        pl.when(pl.col("strat_fold").is_not_null()).then(pl.coalesce(fold_error, fold_range)),
+        pl.when(pl.col("sex").is_not_null() & (sex_error.is_not_null() | (sex > 1))).then(
+            pl.format("sex '{}' is not 0 (male) or 1 (female)", pl.col("sex"))
+        ),
+        age_error,
+    )
+    return frame.select(
+        pl.col("_key"),
+        pl.col(ROW),
+        pl.when(id_error.is_not_null())
+        .then(pl.format("row{}", pl.col(ROW)))
+        .when(repeated.is_not_null())
+        .then(pl.format("{}#row{}", pl.col("_key"), pl.col(ROW)))
+        .otherwise(pl.col("_key").cast(pl.String))
+        .alias("record_id"),
+        patient.cast(pl.String).alias("patient_id"),
+        pl.col(path_col).fill_null("").alias("path"),
+        pl.col("report").fill_null("").alias("report"),
+        age.alias("age"),
+        sex.replace_strict({0: "male", 1: "female"}, default=None, return_dtype=pl.String).alias(
+            "sex"
+        ),
+        pl.col("_scp").alias("scp_codes"),
+        pl.when(fold <= INT32_MAX).then(fold).cast(pl.Int32).alias("strat_fold"),
+        pl.lit(None, pl.String).alias("measurements"),
+        pl.lit(None, pl.List(pl.String)).alias("statements"),
+        *rejection_columns(
+            [
+                ("invalid_id", id_error),
+                ("duplicate_id", repeated),
+                ("invalid_text", pl.col(INVALID_TEXT)),
+                ("invalid_patient_id", patient_error),
+                ("invalid_metadata", metadata),
+            ]
+        ),
+    )
 
 
 def prepare_ptbxl(
@@ -55,36 +162,25 @@ def prepare_ptbxl(
     """Records of the PTB-XL folder ``root`` as a sorted record frame.
 
     ``records`` picks the 500 Hz (``records500``, filename_hr) or 100 Hz (``records100``,
-    filename_lr) copy. ``limit`` keeps the first N records by ecg_id.
+    filename_lr) copy. ``limit`` keeps the first N records by ecg_id. Rows that cannot be used
+    carry a reason (see :mod:`pipeline.sources.record`): ``invalid_id`` (record id ``row<N>``,
+    the data row), ``duplicate_id`` (every repeat of an ecg_id after its first row; record id
+    ``<ecg_id>#row<N>``), ``invalid_text``, ``invalid_patient_id``, ``invalid_metadata``
+    (scp_codes, strat_fold, sex or age). A missing file or column is an :class:`InputError`.
     """
     csv = join(root, "ptbxl_database.csv")
     if not exists(csv):
-        raise FileNotFoundError(f"{csv} not found: is {root} a PTB-XL folder?")
-    raw = pl.read_csv(csv_source(csv), infer_schema_length=0)  # all strings: no guessing
-    if raw.height == 0:
-        return empty_record_frame()
+        raise InputError(f"{csv} not found: is {root} a PTB-XL folder?")
     path_col = "filename_hr" if records == "records500" else "filename_lr"
-    age = pl.col("age").cast(pl.Float32, strict=False)
-    frame = raw.select(
-        pl.col("ecg_id").cast(pl.Int64).alias("_key"),
-        pl.col("ecg_id").cast(pl.Int64).cast(pl.String).alias("record_id"),
-        pl.col("patient_id")
-        .cast(pl.Float64, strict=False)
-        .cast(pl.Int64)
-        .cast(pl.String)
-        .alias("patient_id"),
-        pl.col(path_col).fill_null("").alias("path"),
-        pl.col("report").fill_null("").alias("report"),
-        pl.when(age == AGE_OVER_89).then(pl.lit(90.0, pl.Float32)).otherwise(age).alias("age"),
-        pl.col("sex").replace_strict({"0": "male", "1": "female"}, default=None).alias("sex"),
-        pl.col("scp_codes").map_elements(_scp_json, return_dtype=pl.String).alias("scp_codes"),
-        pl.col("strat_fold").cast(pl.Float64, strict=False).cast(pl.Int32).alias("strat_fold"),
-        pl.lit(None, pl.String).alias("measurements"),
-        pl.lit(None, pl.List(pl.String)).alias("statements"),
-    ).sort("_key")
+    raw = read_metadata_csv(csv, (*REQUIRED_COLUMNS, path_col))
+    frame = _checked(raw, path_col).sort("_key", ROW, nulls_last=True)
     if limit is not None:
         frame = frame.head(limit)
-    return frame.select(RECORD_COLUMNS)
+    return frame.select(*RECORD_COLUMNS, REJECT_REASON, REJECT_DETAIL)
+
+
+SCP_COLUMNS = ("description", "diagnostic", "rhythm")
+"""Columns of ``scp_statements.csv`` a build reads (besides the first, the code)."""
 
 
 @dataclass(frozen=True)
@@ -98,14 +194,23 @@ class ScpStatement:
 
 
 def load_scp_statements(root: Location) -> dict[str, ScpStatement]:
-    """PTB-XL's ``scp_statements.csv`` (code -> statement); empty when the file is absent."""
+    """PTB-XL's ``scp_statements.csv`` (code -> statement); empty when the file is absent.
+
+    Its first column (unnamed in PhysioNet's file) is the code. A file without the description,
+    diagnostic and rhythm columns, or with invalid UTF-8, is an :class:`InputError`.
+    """
     path = join(root, "scp_statements.csv")
     if not exists(path):
         return {}
-    frame = pl.read_csv(csv_source(path), infer_schema_length=0)
+    frame = read_metadata_csv(path, SCP_COLUMNS, need_rows=False)
+    bad = frame.filter(pl.col(INVALID_TEXT).is_not_null())
+    if bad.height:  # the catalogue is not per record: one bad cell makes it unusable
+        raise InputError(f"{path}{readable(bad[INVALID_TEXT][0]).removeprefix(name(path))}")
     code_col = frame.columns[0]
     out = {}
     for row in frame.iter_rows(named=True):
+        if row[code_col] is None:
+            continue
         out[row[code_col]] = ScpStatement(
             code=row[code_col],
             description=(row.get("description") or row[code_col]).strip(),
@@ -143,7 +248,9 @@ class PtbXl:
     split_rule: str = "folds"
 
     def prepare(self, root: Location, cfg: BuildConfig) -> pl.DataFrame:
-        """The records of ``root`` (``cfg.ptbxl_records`` picks the 500 or 100 Hz copy)."""
+        """The records of ``root`` (``cfg.ptbxl_records`` picks the 500 or 100 Hz copy); the SCP
+        catalogue is read too, so that a bad one stops the build before any work."""
+        load_scp_statements(root)
         return prepare_ptbxl(root, cfg.ptbxl_records, cfg.limit)
 
     def load_resources(self, root: Location) -> Mapping[str, Any]:

@@ -1,8 +1,29 @@
-"""The record frame every source's ``prepare_*`` returns: one row per input record, sorted."""
+"""The record frame every source's ``prepare_*`` returns, and how sources read their metadata CSVs.
+
+A record frame has one row per input record, sorted, in :data:`RECORD_SCHEMA`. A row that cannot
+be used (an invalid or repeated id, an invalid patient id, a cell that held invalid UTF-8, …)
+stays in the frame with a stable reason slug in :data:`REJECT_REASON` and the offending value in
+:data:`REJECT_DETAIL`; discovery (:func:`split_rejected`) turns those rows into ledger rejections,
+so records seen = kept + rejected. A source without those columns rejects nothing on metadata.
+
+Metadata CSVs are read by :func:`read_metadata_csv`: every column as text (no type guessing), the
+required columns checked before any work (a missing column, an empty file, a CSV that does not
+parse: one :class:`~pipeline.errors.InputError` line naming the file), and each row marked when a
+cell the source uses held bytes that are not UTF-8.
+"""
 
 from __future__ import annotations
 
+import codecs
+import csv
+import io
+from collections.abc import Iterable, Iterator, Sequence
+
 import polars as pl
+
+from pipeline.errors import InputError
+from pipeline.storage import Location, is_url, name, read_bytes
+from schemas import Rejection
 
 RECORD_SCHEMA: dict[str, pl.DataType] = {
     "record_id": pl.String(),
@@ -18,7 +39,200 @@ RECORD_SCHEMA: dict[str, pl.DataType] = {
 }
 RECORD_COLUMNS = list(RECORD_SCHEMA)
 
+REJECT_REASON = "_reject_reason"
+"""Optional record-frame column: the reason slug of a row rejected on its metadata, else null."""
+REJECT_DETAIL = "_reject_detail"
+"""Optional record-frame column: what was wrong, with the offending value."""
+ROW = "_row"
+"""Column :func:`read_metadata_csv` adds: the row's 1-based position among the file's data rows."""
+INVALID_TEXT = "_invalid_text"
+"""Column :func:`read_metadata_csv` adds: which checked cell held invalid UTF-8 (else null)."""
+
+INVALID_BYTE_BASE = 0x10FF00
+"""Invalid byte ``b`` (0x80–0xFF) is read as the private-use character ``U+10FF00 + b``, so the
+cell that held it can be found and the byte shown; a file that also holds those (unassigned,
+private) characters as valid UTF-8 has them counted as invalid too."""
+INVALID_BYTE_PATTERN = r"[\x{10FF80}-\x{10FFFF}]"
+CHUNK = 1 << 24  # bytes per read when checking a local file's encoding
+MAX_SHOWN = 120  # characters of a value shown in a rejection's detail
+
 
 def empty_record_frame() -> pl.DataFrame:
     """A record frame with no rows."""
     return pl.DataFrame(schema=RECORD_SCHEMA)
+
+
+# ---------------------------------------------------------------- reading a CSV
+
+
+def _chunks(path: Location) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+def is_utf8(chunks: Iterable[bytes]) -> bool:
+    """True when the bytes of ``chunks``, in order, decode as UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        for chunk in chunks:
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def csv_bytes(location: Location) -> tuple[bool, bytes | None]:
+    """Whether the file is valid UTF-8, and the bytes for polars to read instead of the file:
+    None for a valid local file (polars reads it directly, nothing held in memory), the
+    file's bytes for a URL, and :func:`mark_invalid_bytes` of them when they are not UTF-8."""
+    if is_url(location):
+        raw = read_bytes(location)
+        return (True, raw) if is_utf8([raw]) else (False, mark_invalid_bytes(raw))
+    if is_utf8(_chunks(location)):
+        return True, None
+    return False, mark_invalid_bytes(read_bytes(location))
+
+
+def mark_invalid_bytes(raw: bytes) -> bytes:
+    """``raw`` as valid UTF-8 in which each invalid byte ``b`` became ``U+10FF00 + b``."""
+    escaped = raw.decode("utf-8", errors="surrogateescape")  # byte b -> U+DC00 + b
+    table = {0xDC00 + b: INVALID_BYTE_BASE + b for b in range(0x80, 0x100)}
+    return escaped.translate(table).encode("utf-8")
+
+
+def readable(text: str) -> str:
+    """``text`` with the characters :func:`mark_invalid_bytes` made shown as ``\\xNN`` again."""
+    return "".join(
+        f"\\x{ord(c) - INVALID_BYTE_BASE:02x}" if ord(c) >= INVALID_BYTE_BASE + 0x80 else c
+        for c in text
+    )
+
+
+def show(value: object) -> str:
+    """``value`` as a Python literal for a rejection's detail, cut at :data:`MAX_SHOWN` characters;
+    a value that held invalid bytes is shown as the bytes it was (``b'sinus\\xffrhythm'``)."""
+    text = str(value)
+    text = text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "…"
+    if not any(ord(c) >= INVALID_BYTE_BASE + 0x80 for c in text):
+        return repr(text)
+    table = {INVALID_BYTE_BASE + b: 0xDC00 + b for b in range(0x80, 0x100)}
+    return repr(text.translate(table).encode("utf-8", errors="surrogateescape"))
+
+
+def _ragged_row(text: str, width: int) -> str | None:
+    """The first data row with more fields than the header, said in words (None when none)."""
+    for n, fields in enumerate(csv.reader(io.StringIO(text))):
+        if n and len(fields) > width:
+            return f"data row {n} has {len(fields)} fields, the header {width}"
+    return None
+
+
+def _parse(location: Location, data: bytes | None) -> pl.DataFrame:
+    """Every column as text; InputError when the file is empty or does not parse as CSV."""
+    try:
+        return pl.read_csv(
+            io.BytesIO(data) if data is not None else location,
+            infer_schema=False,
+            encoding="utf8-lossy",
+        )
+    except pl.exceptions.NoDataError:
+        raise InputError(f"{location} is empty: no header line") from None
+    except pl.exceptions.PolarsError as exc:
+        text = (data if data is not None else read_bytes(location)).decode(errors="replace")
+        header = next(csv.reader(io.StringIO(text)), [])
+        said = str(exc).strip().splitlines()
+        why = _ragged_row(text, len(header)) or (said[0] if said else type(exc).__name__)
+        raise InputError(f"{location} does not parse as CSV: {why}") from None
+
+
+def read_metadata_csv(
+    location: Location,
+    required: Sequence[str],
+    optional: Sequence[str] = (),
+    need_rows: bool = True,
+) -> pl.DataFrame:
+    """A metadata CSV with every column as text, plus :data:`ROW` and :data:`INVALID_TEXT`.
+
+    ``required`` columns must be in the header (once) and ``optional`` ones may be; both are
+    checked for invalid UTF-8 (the first offending cell is named in :data:`INVALID_TEXT` with its
+    bytes as ``\\xNN``; other columns are not used, so their bytes do not matter). Blank lines
+    are not rows. An empty file, a missing or repeated column, a CSV that does not parse, or (with
+    ``need_rows``) a header without rows is an :class:`InputError` naming the file.
+    """
+    valid, data = csv_bytes(location)
+    frame = _parse(location, data)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        near = [h for h in frame.columns if h.strip().lower() in {m.lower() for m in missing}]
+        hint = f" (the header has {', '.join(map(repr, near))})" if near else ""
+        raise InputError(
+            f"{location} lacks required column(s) {', '.join(map(repr, missing))}{hint}"
+        )
+    checked = [c for c in (*required, *optional) if c in frame.columns]
+    repeated = [c for c in checked if f"{c}_duplicated_0" in frame.columns]
+    if repeated:
+        raise InputError(f"{location}: column(s) {', '.join(map(repr, repeated))} appear twice")
+    frame = frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW))
+    frame = frame.filter(~pl.all_horizontal(pl.exclude(ROW).is_null()))
+    if need_rows and frame.height == 0:
+        raise InputError(f"{location} has a header but no rows")
+    if valid:
+        return frame.with_columns(pl.lit(None, pl.String).alias(INVALID_TEXT))
+    marks = [pl.when(pl.col(c).str.contains(INVALID_BYTE_PATTERN)).then(pl.lit(c)) for c in checked]
+    frame = frame.with_columns(pl.coalesce(marks).alias(INVALID_TEXT))
+    file = name(location)
+    details = [
+        None
+        if r[INVALID_TEXT] is None
+        else f"{file} row {r[ROW]}: {r[INVALID_TEXT]} holds invalid UTF-8 {show(r[r[INVALID_TEXT]])}"
+        for r in frame.select(ROW, INVALID_TEXT, *checked).iter_rows(named=True)
+    ]
+    return frame.with_columns(pl.Series(INVALID_TEXT, details, dtype=pl.String))
+
+
+# ---------------------------------------------------------------- validating cells
+
+
+def whole_number(column: str) -> tuple[pl.Expr, pl.Expr]:
+    """``column`` as a non-negative Int64 and, per row, why it is not one (null when it is).
+
+    Surrounding whitespace is ignored and an integer written as a float (``6000.0``, as pandas
+    writes an integer column that holds a missing value; PTB-XL's own ``patient_id``) counts;
+    ``NaN``, ``6000.5``, ``6e3``, ``-5``, ``6000a`` and values beyond int64 do not. An empty cell
+    is null with the reason ``<column> is empty``.
+    """
+    text = pl.col(column).str.strip_chars()
+    form = text.str.contains(r"^[0-9]+(\.0*)?$")
+    value = pl.when(form).then(text.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False))
+    shown = pl.format("'{}'", pl.col(column).str.slice(0, MAX_SHOWN))
+    error = (
+        pl.when(text.is_null() | (text == ""))
+        .then(pl.lit(f"{column} is empty"))
+        .when(~form)
+        .then(pl.format(f"{column} {{}} is not a whole number", shown))
+        .when(value.is_null())
+        .then(pl.format(f"{column} {{}} is out of range", shown))
+    )
+    return value, error
+
+
+def rejection_columns(checks: Sequence[tuple[str, pl.Expr]]) -> list[pl.Expr]:
+    """:data:`REJECT_REASON` and :data:`REJECT_DETAIL` from ``(reason, detail-or-null)`` checks,
+    the first failing check winning."""
+    reason = pl.coalesce([pl.when(e.is_not_null()).then(pl.lit(r)) for r, e in checks])
+    return [reason.alias(REJECT_REASON), pl.coalesce([e for _, e in checks]).alias(REJECT_DETAIL)]
+
+
+def split_rejected(frame: pl.DataFrame, source: str) -> tuple[pl.DataFrame, list[Rejection]]:
+    """The usable rows of a record frame (reject columns dropped) and the others as rejections."""
+    if REJECT_REASON not in frame.columns:
+        return frame, []
+    bad = frame.filter(pl.col(REJECT_REASON).is_not_null())
+    rejections = [
+        Rejection(source, rid, reason, readable(detail or ""))
+        for rid, reason, detail in bad.select("record_id", REJECT_REASON, REJECT_DETAIL).rows()
+    ]
+    good = frame.filter(pl.col(REJECT_REASON).is_null()).drop(REJECT_REASON, REJECT_DETAIL)
+    return good, rejections
