@@ -1,5 +1,5 @@
 """Finalise a build: the rejection ledger, fingerprints, MEIT's jsonl, the manifest with this run's
-history entry, and the dataset card; then validate what is on disk against the manifest.
+history entry, and the dataset card (:mod:`pipeline.validate` checks the disk against them).
 
 The manifest is written once, last, after every file it lists. The history holds no wall-clock
 time (two builds of the same inputs give the same manifest); Prefect's run records say when.
@@ -21,6 +21,7 @@ from pipeline.progress import clean_stray_temps, listed_files, manifest_sources,
 from pipeline.shards import write_table_atomic, write_text_atomic
 from pipeline.storage import as_location, join
 from pipeline.units import SourceInput, TextStats, UnitResult
+from pipeline.validate import validate_corpus as validate_corpus  # build, cli, flows import it here
 from schemas import (
     CANONICAL_LEADS,
     CARD,
@@ -34,10 +35,7 @@ from schemas import (
     Manifest,
     RefreshRecord,
     SourceCounts,
-    check_schema_version,
-    corpus_schema,
     meit_jsonl_path,
-    read_manifest,
     rejection_table,
     sha256_file,
 )
@@ -225,46 +223,3 @@ def _summed(tallies: Sequence[Mapping[str, int]]) -> dict[str, int]:
     for t in tallies:
         total.update(t)
     return dict(sorted(total.items()))
-
-
-def validate_corpus(corpus: Path) -> list[str]:
-    """Problems found in a corpus directory (empty list = valid)."""
-    corpus = Path(corpus)
-    try:
-        manifest = read_manifest(corpus)
-    except FileNotFoundError:
-        return [f"{MANIFEST} not found in {corpus}"]
-    except ValueError as exc:
-        return [f"{MANIFEST} is not a valid manifest: {exc}"]
-    try:
-        check_schema_version(manifest.schema_version)
-    except ValueError as exc:
-        return [str(exc)]
-    problems = list(manifest.check_counts())
-    expected_schema = corpus_schema(manifest.n_samples)
-    listed = {f.path for f in manifest.files}
-    for entry in [*manifest.files, manifest.rejections, *manifest.extra_files]:
-        path = corpus / entry.path
-        if not path.is_file():
-            problems.append(f"{entry.path}: missing")
-            continue
-        if sha256_file(path) != entry.sha256:
-            problems.append(f"{entry.path}: sha256 differs from the manifest")
-            continue
-        if not entry.path.endswith(".parquet"):
-            lines = sum(1 for line in path.open(encoding="utf-8") if line.strip())
-            if lines != entry.rows:
-                problems.append(f"{entry.path}: {lines} lines, manifest says {entry.rows}")
-            continue
-        meta = pq.read_metadata(path)
-        if meta.num_rows != entry.rows:
-            problems.append(f"{entry.path}: {meta.num_rows} rows, manifest says {entry.rows}")
-        if entry.path in listed and not meta.schema.to_arrow_schema().equals(
-            expected_schema, check_metadata=False
-        ):
-            problems.append(f"{entry.path}: schema differs from schema {manifest.schema_version}")
-    for source in manifest.counts:
-        for path in sorted((corpus / source).glob("*.parquet")):
-            if f"{source}/{path.name}" not in listed:
-                problems.append(f"{source}/{path.name}: not listed in the manifest")
-    return problems

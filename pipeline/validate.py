@@ -1,0 +1,540 @@
+"""Validate a corpus folder: recompute from the files everything the manifest claims.
+
+Checked, each failure one line: the manifest parses and its schema version is readable; its
+config is a valid build config whose hash is the listed ``config_hash``, and whose rate, length,
+split rule and synthetic flag are the manifest's; every listed file is present, inside the
+corpus, with its sha256, row count and schema (lead order and version in the schema metadata);
+no other ``.parquet`` or ``.jsonl`` lies under the corpus; the rows themselves: ids unique and
+well formed, each shard's source, split, record count and ``fs`` column, records per split against
+the counts, every row's split against the split rule, the normalisation on a sample of rows;
+the ledger's count per reason against the counts and its ids disjoint from the corpus's; the
+fingerprinted input records = kept + rejected; MEIT's jsonl holds the ids of its split's shards.
+
+A file whose sha256 differs is reported once and not read further (it may not even parse).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import ValidationError
+
+from pipeline.config import BuildConfig, config_error_line, config_hash
+from pipeline.sources import registry
+from pipeline.splits import fold_split, hash_split, split_mode
+from schemas import (
+    CANONICAL_LEADS,
+    MANIFEST,
+    FileEntry,
+    Manifest,
+    check_schema_version,
+    corpus_schema,
+    decode_ecg,
+    read_manifest,
+    rejection_schema,
+    sha256_file,
+)
+
+ROW_COLUMNS = [
+    "id",
+    "source",
+    "record_id",
+    "example",
+    "task",
+    "patient_id",
+    "split",
+    "fs",
+    "strat_fold",
+]
+NORMALISATION_SAMPLE = 8
+"""Rows per shard whose ``ecg`` is checked against ``signal.normalise`` (decoding is the cost)."""
+DUPLICATE_ID = "duplicate_id"
+"""Ledger reason of a metadata row repeating a kept record's id (its id is in the corpus)."""
+SHARD_NAME = re.compile(r"^(?P<source>[^/]+)/(?P<split>[^/-]+)-\d{5}-of-\d{5}\.parquet$")
+
+
+def validate_corpus(corpus: Path) -> list[str]:
+    """Problems found in a corpus directory (empty list = valid)."""
+    corpus = Path(corpus)
+    try:
+        manifest = read_manifest(corpus)
+    except FileNotFoundError:
+        return [f"{MANIFEST} not found in {corpus}"]
+    except ValidationError as exc:
+        return [f"{MANIFEST} is not a valid manifest: {config_error_line(exc)}"]
+    except (OSError, ValueError) as exc:
+        return [f"{MANIFEST} is not readable: {' '.join(str(exc).split())}"]
+    try:
+        check_schema_version(manifest.schema_version)
+    except ValueError as exc:
+        return [str(exc)]
+    problems = list(manifest.check_counts())
+    cfg, found = check_config(manifest)
+    problems += found
+    verified, found = check_files(corpus, manifest)
+    problems += found
+    problems += unlisted_files(corpus, manifest)
+    rows, found = read_rows(corpus, manifest.files, verified)
+    problems += found
+    # (source, split) pairs with a shard that could not be read: their totals are not checked
+    # (the unreadable shard is reported already; missing rows would only repeat it).
+    read = set(rows["file"].unique().to_list())
+    blind = {(f.source, f.split) for f in manifest.files if f.path not in read}
+    problems += check_rows(manifest, rows, blind)
+    if cfg is not None:
+        problems += check_splits(manifest, cfg, rows)
+        problems += check_normalisation(corpus, manifest, cfg, verified)
+    problems += check_ledger(corpus, manifest, rows, verified, complete=not blind)
+    problems += check_jsonl(corpus, manifest, rows, verified, blind)
+    return problems
+
+
+# ---------------------------------------------------------------- the manifest's own claims
+
+
+def check_config(manifest: Manifest) -> tuple[BuildConfig | None, list[str]]:
+    """The manifest's config as a :class:`BuildConfig` (None when invalid) and its problems."""
+    problems = []
+    recomputed = config_hash(manifest.config)
+    if recomputed != manifest.config_hash:
+        problems.append(
+            f"{MANIFEST}: config_hash {manifest.config_hash[:12]} is not the hash of its config "
+            f"({recomputed[:12]})"
+        )
+    if manifest.lead_order != list(CANONICAL_LEADS):
+        problems.append(
+            f"{MANIFEST}: lead_order {' '.join(manifest.lead_order)} is not "
+            f"{' '.join(CANONICAL_LEADS)}"
+        )
+    try:
+        cfg = BuildConfig.model_validate(manifest.config, context={"check_paths": False})
+    except ValidationError as exc:
+        return None, [*problems, f"{MANIFEST}: config is not valid: {config_error_line(exc)}"]
+    if manifest.fs != cfg.signal.fs:
+        problems.append(f"{MANIFEST}: fs {manifest.fs} Hz, its config says {cfg.signal.fs} Hz")
+    if manifest.n_samples != cfg.signal.n_samples:
+        problems.append(
+            f"{MANIFEST}: n_samples {manifest.n_samples}, its config gives {cfg.signal.n_samples}"
+        )
+    given = set(cfg.inputs())
+    for name in sorted(given ^ set(manifest.counts)):
+        where = "counts only" if name in manifest.counts else "its config only"
+        problems.append(f"{MANIFEST}: source {name} is in {where}")
+    for name, c in sorted(manifest.counts.items()):
+        if c.synthetic != cfg.synthetic:
+            problems.append(
+                f"{MANIFEST}: counts.{name}.synthetic is {c.synthetic}, its config says "
+                f"synthetic {cfg.synthetic}"
+            )
+    for name, audit in sorted(manifest.splits.items()):
+        expected = expected_split_mode(name, cfg, manifest)
+        if expected is not None and audit.mode != expected:
+            problems.append(
+                f"{MANIFEST}: splits.{name}.mode is {audit.mode}, its config gives {expected}"
+            )
+    return cfg, problems
+
+
+def expected_split_mode(source: str, cfg: BuildConfig, manifest: Manifest) -> str | None:
+    """How ``source`` is split under ``cfg`` (None for an unknown source without an audit)."""
+    known = registry()
+    if source in known:
+        return split_mode(known[source].split_rule, cfg.split)
+    audit = manifest.splits.get(source)
+    return audit.mode if audit is not None else None
+
+
+# ---------------------------------------------------------------- files
+
+
+def inside(rel: str) -> bool:
+    """True when a listed path is relative and stays inside the corpus folder."""
+    p = PurePosixPath(rel)
+    return not p.is_absolute() and ".." not in p.parts and "\\" not in rel
+
+
+def check_files(corpus: Path, manifest: Manifest) -> tuple[set[str], list[str]]:
+    """Listed files present, with their sha256, rows and schema: (verified paths, problems)."""
+    problems: list[str] = []
+    verified: set[str] = set()
+    expected = corpus_schema(manifest.n_samples)
+    shards = {f.path for f in manifest.files}
+    entries = [*manifest.files, manifest.rejections, *manifest.extra_files]
+    if manifest.fingerprints is not None:
+        entries.append(manifest.fingerprints)
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.path in seen:
+            problems.append(f"{entry.path}: listed twice in the manifest")
+            continue
+        seen.add(entry.path)
+        if not inside(entry.path):
+            problems.append(f"{entry.path}: path leaves the corpus folder")
+            continue
+        path = corpus / entry.path
+        if not path.is_file():
+            problems.append(f"{entry.path}: missing")
+            continue
+        if sha256_file(path) != entry.sha256:
+            problems.append(f"{entry.path}: sha256 differs from the manifest")
+            continue
+        if entry.path in shards:
+            problems += shard_name_problems(entry)
+        found, readable = file_problems(path, entry, expected if entry.path in shards else None)
+        problems += found
+        if readable:
+            verified.add(entry.path)
+    return verified, problems
+
+
+def shard_name_problems(entry: FileEntry) -> list[str]:
+    """A shard's path must be ``<source>/<split>-NNNNN-of-NNNNN.parquet`` of its own entry
+    (``datasets`` takes the split from the file name)."""
+    m = SHARD_NAME.match(entry.path)
+    if m is None or (m["source"], m["split"]) != (entry.source, entry.split):
+        return [
+            f"{entry.path}: name does not match its entry (source {entry.source}, "
+            f"split {entry.split})"
+        ]
+    return []
+
+
+def file_problems(path: Path, entry: FileEntry, schema: pa.Schema | None) -> tuple[list[str], bool]:
+    """Row count (lines of a jsonl) and, for a shard (``schema`` given), schema and metadata;
+    and whether the file can be read further."""
+    if not entry.path.endswith(".parquet"):
+        lines = sum(1 for line in path.open(encoding="utf-8", errors="replace") if line.strip())
+        if lines != entry.rows:
+            return [f"{entry.path}: {lines} lines, manifest says {entry.rows}"], True
+        return [], True
+    try:
+        meta = pq.read_metadata(path)
+        found = meta.schema.to_arrow_schema()
+    except (OSError, pa.ArrowException) as exc:
+        return [f"{entry.path}: not a readable Parquet file ({type(exc).__name__})"], False
+    problems = []
+    if meta.num_rows != entry.rows:
+        problems.append(f"{entry.path}: {meta.num_rows} rows, manifest says {entry.rows}")
+    if schema is None:
+        return problems, True
+    if not found.equals(schema, check_metadata=False):
+        problems.append(f"{entry.path}: schema differs from the corpus schema")
+    got = found.metadata or {}
+    for key, value in (schema.metadata or {}).items():
+        if got.get(key) != value:
+            shown = (got.get(key) or b"absent").decode(errors="replace")
+            what = f"is {shown}" if len(shown) <= 100 else "differs from the corpus schema's"
+            problems.append(f"{entry.path}: schema metadata {key.decode()} {what}")
+    return problems, True
+
+
+def unlisted_files(corpus: Path, manifest: Manifest) -> list[str]:
+    """Parquet and jsonl files under the corpus folder that the manifest does not list."""
+    listed = {f.path for f in [*manifest.files, manifest.rejections, *manifest.extra_files]}
+    if manifest.fingerprints is not None:
+        listed.add(manifest.fingerprints.path)
+    on_disk = [p for pattern in ("*.parquet", "*.jsonl") for p in corpus.rglob(pattern)]
+    return [
+        f"{rel}: not listed in the manifest"
+        for rel in sorted(p.relative_to(corpus).as_posix() for p in on_disk if p.is_file())
+        if rel not in listed
+    ]
+
+
+# ---------------------------------------------------------------- rows
+
+
+def read_rows(
+    corpus: Path, files: Iterable[FileEntry], verified: set[str]
+) -> tuple[pl.DataFrame, list[str]]:
+    """The small columns of every verified shard's rows, with the shard's path in ``file``."""
+    frames, problems = [], []
+    for entry in files:
+        if entry.path not in verified:
+            continue
+        try:
+            table = pq.read_table(corpus / entry.path, columns=ROW_COLUMNS)
+        except (OSError, pa.ArrowException) as exc:
+            problems.append(f"{entry.path}: rows not readable ({type(exc).__name__})")
+            continue
+        frames.append(pl.from_arrow(table).with_columns(file=pl.lit(entry.path)))
+    if not frames:
+        schema = {c: pl.String for c in [*ROW_COLUMNS, "file"]}
+        schema.update(example=pl.Int32, fs=pl.Int32, strat_fold=pl.Int32)
+        return pl.DataFrame(schema=schema), problems
+    return pl.concat(frames), problems
+
+
+def first(frame: pl.DataFrame, column: str = "id") -> str:
+    return str(frame[column][0])
+
+
+def count(n: int, noun: str) -> str:
+    """``1 row``, ``2 rows``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def check_rows(
+    manifest: Manifest, rows: pl.DataFrame, blind: set[tuple[str | None, str | None]]
+) -> list[str]:
+    """Per shard: source, split, records and fs; over the corpus: unique, well-formed ids and
+    records per (source, split) against the counts (except the ``blind`` pairs)."""
+    problems = []
+    entries = {f.path: f for f in manifest.files}
+    for path, part in rows.group_by("file", maintain_order=True):
+        entry = entries[path[0]]
+        for column, want in (("source", entry.source), ("split", entry.split)):
+            wrong = part.filter(pl.col(column) != want)
+            if wrong.height:
+                problems.append(
+                    f"{entry.path}: {count(wrong.height, 'row')} with {column} {first(wrong, column)} "
+                    f"(first: {first(wrong)}), the manifest lists the shard as {want}"
+                )
+        records = part["record_id"].n_unique()
+        if entry.records is not None and records != entry.records:
+            problems.append(f"{entry.path}: {records} records, manifest says {entry.records}")
+        wrong = part.filter(pl.col("fs") != manifest.fs)
+        if wrong.height:
+            problems.append(
+                f"{entry.path}: {count(wrong.height, 'row')} with fs {first(wrong, 'fs')}, "
+                f"manifest says {manifest.fs}"
+            )
+    expected_id = (
+        pl.when(pl.col("example") == 0)
+        .then(pl.concat_str("source", pl.lit("/"), "record_id"))
+        .otherwise(pl.concat_str("source", pl.lit("/"), "record_id", pl.lit("/"), "task"))
+    )
+    wrong = rows.filter(pl.col("id") != expected_id)
+    if wrong.height:
+        problems.append(
+            f"{count(wrong.height, 'row id')} not of the form <source>/<record_id>[/<task>] "
+            f"(first: {first(wrong)})"
+        )
+    repeated = rows.group_by("id").agg(pl.len().alias("n"), pl.col("file")).filter(pl.col("n") > 1)
+    if repeated.height:
+        one = repeated.sort("id").row(0, named=True)
+        problems.append(
+            f"{count(repeated.height, 'id')} not unique (first: {one['id']}, {one['n']} rows in "
+            f"{', '.join(sorted(set(one['file'])))})"
+        )
+    per_split = rows.group_by("source", "split").agg(pl.col("record_id").n_unique().alias("n"))
+    held = {(r["source"], r["split"]): r["n"] for r in per_split.iter_rows(named=True)}
+    for name, c in sorted(manifest.counts.items()):
+        for split in sorted(set(c.kept) | {s for (src, s) in held if src == name}):
+            n, said = held.get((name, split), 0), c.kept.get(split, 0)
+            if n != said and (name, split) not in blind:
+                problems.append(f"{name}/{split}: shards hold {n} records, counts say {said}")
+    return problems
+
+
+def expected_splits(mode: str, cfg: BuildConfig, frame: pl.DataFrame) -> list[str | None]:
+    """The split the rule ``mode`` gives each row of ``frame`` (hashes computed once per key)."""
+    s = cfg.split
+    if mode == "folds":
+        return [fold_split(f, s.ptbxl_folds) for f in frame["strat_fold"].to_list()]
+    if mode == "meit":
+        column, fractions = "record_id", s.meit_fractions
+    else:
+        column, fractions = "patient_id", s.hash_fractions
+    keys = frame[column].to_list()
+    rule = {k: hash_split(k, fractions, s.seed) for k in set(keys)}
+    return [rule[k] for k in keys]
+
+
+def check_splits(manifest: Manifest, cfg: BuildConfig, rows: pl.DataFrame) -> list[str]:
+    """Every row's split label against its source's split rule under the manifest's config, and
+    no patient in two splits unless the rule is MEIT's record-level one."""
+    problems = []
+    for (name,), part in rows.group_by("source", maintain_order=True):
+        mode = expected_split_mode(name, cfg, manifest)
+        if mode is None:
+            continue
+        part = part.with_columns(expected=pl.Series(expected_splits(mode, cfg, part)))
+        wrong = part.filter(pl.col("split") != pl.col("expected").fill_null("none"))
+        if wrong.height:
+            row = wrong.row(0, named=True)
+            problems.append(
+                f"{name}: {count(wrong.height, 'row')} with a split the {mode} rule does not give (first: "
+                f"{row['id']} is {row['split']}, the rule gives {row['expected'] or 'none'})"
+            )
+        if mode != "meit":
+            leaking = part.group_by("patient_id").agg(pl.col("split").n_unique().alias("n"))
+            n = int((leaking["n"] > 1).sum())
+            if n:
+                problems.append(f"{name}: {count(n, 'patient')} in more than one split")
+    return problems
+
+
+def looks_zscored(ecg: np.ndarray) -> np.ndarray:
+    """Per record: every lead has mean ~0 and standard deviation ~1 (or is constant 0)."""
+    x = ecg.astype(np.float64)
+    mean, std = x.mean(axis=-1), x.std(axis=-1)
+    ok = (np.abs(mean) < 0.02) & ((np.abs(std - 1) < 0.02) | (np.abs(x).max(axis=-1) == 0))
+    return ok.all(axis=-1)
+
+
+def looks_min_max(ecg: np.ndarray) -> np.ndarray:
+    """Per record: values span exactly [0, 1] over all leads (MEIT's min-max), or are all 0."""
+    x = ecg.astype(np.float64).reshape(len(ecg), -1)
+    lo, hi = x.min(axis=-1), x.max(axis=-1)
+    return (lo == 0) & ((hi == 1) | (hi == 0))
+
+
+def check_normalisation(
+    corpus: Path, manifest: Manifest, cfg: BuildConfig, verified: set[str]
+) -> list[str]:
+    """The first rows of each shard are normalised as ``signal.normalise`` says: z-scored leads
+    for ``zscore``, [0, 1] records for ``meit``, neither (on every sampled row) for ``none``."""
+    mode = cfg.signal.normalise
+    problems = []
+    for entry in manifest.files:
+        if entry.path not in verified:
+            continue
+        try:
+            batch = next(
+                pq.ParquetFile(corpus / entry.path).iter_batches(
+                    batch_size=NORMALISATION_SAMPLE, columns=["id", "ecg"]
+                ),
+                None,
+            )
+        except (OSError, pa.ArrowException):
+            continue  # reported by read_rows
+        if batch is None or batch.num_rows == 0:
+            continue
+        ecg = decode_ecg(batch.column("ecg"))
+        z, m = looks_zscored(ecg), looks_min_max(ecg)
+        ok = {"zscore": z, "meit": m}.get(mode)
+        if ok is None:  # "none": raw millivolts are never all z-scored or all in [0, 1]
+            bad = z.all() or m.all()
+            ok = np.full(len(ecg), not bad)
+        if not ok.all():
+            idx = int(np.flatnonzero(~ok)[0])
+            problems.append(
+                f"{entry.path}: rows are not normalised as signal.normalise {mode} says "
+                f"(first: {batch.column('id')[idx].as_py()})"
+            )
+    return problems
+
+
+# ---------------------------------------------------------------- ledger, fingerprints, jsonl
+
+
+def check_ledger(
+    corpus: Path, manifest: Manifest, rows: pl.DataFrame, verified: set[str], complete: bool
+) -> list[str]:
+    """The ledger's reasons against the counts, its ids disjoint from the corpus's, and (when
+    every shard was read, ``complete``) the fingerprinted inputs equal to kept + rejected."""
+    entry = manifest.rejections
+    if entry.path not in verified:
+        return []
+    try:
+        table = pq.read_table(corpus / entry.path)
+    except (OSError, pa.ArrowException) as exc:
+        return [f"{entry.path}: rows not readable ({type(exc).__name__})"]
+    if not table.schema.equals(rejection_schema(), check_metadata=False):
+        return [f"{entry.path}: schema differs from the ledger schema"]
+    ledger = pl.from_arrow(table)
+    problems = []
+    found = ledger.group_by("source", "reason").len()
+    counted = {(r["source"], r["reason"]): r["len"] for r in found.iter_rows(named=True)}
+    said = {(n, r): k for n, c in manifest.counts.items() for r, k in c.rejected.items()}
+    for key in sorted(set(counted) | set(said)):
+        if counted.get(key, 0) != said.get(key, 0):
+            problems.append(
+                f"{entry.path}: {count(counted.get(key, 0), key[0] + ' row')} with reason {key[1]}, "
+                f"counts say {said.get(key, 0)}"
+            )
+    kept = set(zip(rows["source"].to_list(), rows["record_id"].to_list()))
+    plain = ledger.filter(pl.col("reason") != DUPLICATE_ID)
+    keys = list(zip(plain["source"].to_list(), plain["record_id"].to_list()))
+    both = sorted(k for k in set(keys) if k in kept)
+    if both:
+        problems.append(
+            f"{entry.path}: {count(len(both), 'rejected record')} also in the corpus "
+            f"(first: {'/'.join(both[0])})"
+        )
+    twice = sorted(k for k, n in _counts(keys).items() if n > 1)
+    if twice:
+        problems.append(
+            f"{entry.path}: {count(len(twice), 'record')} rejected twice (first: {'/'.join(twice[0])})"
+        )
+    rejected = set(zip(ledger["source"].to_list(), ledger["record_id"].to_list()))
+    if complete:
+        problems += check_fingerprints(corpus, manifest, kept | rejected, verified)
+    return problems
+
+
+def _counts(keys: Iterable[tuple[str, str]]) -> Mapping[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for k in keys:
+        out[k] = out.get(k, 0) + 1
+    return out
+
+
+def check_fingerprints(
+    corpus: Path, manifest: Manifest, accounted: set[tuple[str, str]], verified: set[str]
+) -> list[str]:
+    """Every input record the build fingerprinted is kept or rejected, and nothing else is."""
+    entry = manifest.fingerprints
+    if entry is None or entry.path not in verified:
+        return []
+    try:
+        seen = set(pq.read_table(corpus / entry.path, columns=["id"])["id"].to_pylist())
+    except (OSError, pa.ArrowException, KeyError) as exc:
+        return [f"{entry.path}: ids not readable ({type(exc).__name__})"]
+    ids = {f"{s}/{r}" for s, r in accounted}
+    problems = []
+    lost = sorted(seen - ids)
+    if lost:
+        problems.append(
+            f"{count(len(lost), 'input record')} neither in a shard nor in the ledger "
+            f"(first: {lost[0]})"
+        )
+    extra = sorted(ids - seen)
+    if extra:
+        problems.append(
+            f"{count(len(extra), 'record')} in the shards or the ledger not among the inputs "
+            f"(first: {extra[0]})"
+        )
+    return problems
+
+
+def check_jsonl(
+    corpus: Path,
+    manifest: Manifest,
+    rows: pl.DataFrame,
+    verified: set[str],
+    blind: set[tuple[str | None, str | None]],
+) -> list[str]:
+    """MEIT's jsonl of a (source, split) holds exactly the ids of the shards listed for it."""
+    problems = []
+    for entry in manifest.extra_files:
+        pair = (entry.source, entry.split)
+        if entry.path not in verified or not entry.path.endswith(".jsonl") or pair in blind:
+            continue
+        ids = []
+        with (corpus / entry.path).open(encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    ids.append(json.loads(line)["id"])
+                except (ValueError, KeyError, TypeError):
+                    problems.append(f"{entry.path}: line {n} is not a MEIT jsonl record")
+                    break
+        shards = [f.path for f in manifest.files if (f.source, f.split) == pair]
+        want = set(rows.filter(pl.col("file").is_in(shards))["id"].to_list())
+        missing, extra = len(want - set(ids)), len(set(ids) - want)
+        if missing or extra:
+            problems.append(
+                f"{entry.path}: lacks {missing} ids of the {entry.source} {entry.split} shards "
+                f"and holds {extra} ids that are not in them"
+            )
+    return problems
