@@ -22,7 +22,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from pipeline.errors import InputError
-from pipeline.shards import file_digest, is_temp, temp_path, write_text_atomic
+from pipeline.shards import file_digest, is_temp, write_text_atomic
 from pipeline.units import UnitResult, WorkUnit
 from schemas import (
     FINGERPRINTS,
@@ -142,14 +142,11 @@ def check_out(out: Path, inputs: Mapping[str, object], sources: Iterable[str]) -
             )
 
 
-def check_writable(out: Path) -> None:
-    """Create ``out`` and a file in it, or refuse in one line (read-only, a file in the way)."""
-    out = Path(out)
-    probe = temp_path(out / ".write-probe")
+def create_out(out: Path) -> None:
+    """Create ``out`` and its parents, or refuse in one line (a file in the way, read-only).
+    Whether a file can be written in it, the build lock's file tells (:func:`build_lock`)."""
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
+        Path(out).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"out {out} cannot be written: {exc.strerror or exc}") from exc
 
@@ -200,7 +197,7 @@ def claim_out(out: Path, sources: Iterable[str]) -> Iterator[None]:
     wrote into is removed again when the build fails."""
     out, sources = Path(out), set(sources)
     fresh = not out.exists()
-    check_writable(out)
+    create_out(out)
     try:
         with build_lock(out):
             clean_stray_temps(out, sources)

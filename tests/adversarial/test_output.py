@@ -194,6 +194,11 @@ OUT_CASES = [
     ),
     OutCase(
         "out_read_only",
+        lambda t, p, r, m: read_only_folder(t, m),
+        "input error: out {out} cannot be written: Read-only file system",
+    ),
+    OutCase(
+        "out_under_a_read_only_folder",
         lambda t, p, r, m: read_only_folder(t, m) / "corpus",
         "input error: out {out} cannot be written: Read-only file system",
     ),
