@@ -17,7 +17,13 @@ from pipeline.errors import RecordRejected
 from pipeline.leads import canonical_order
 from pipeline.quality import check_flat_and_saturation, check_missing
 from pipeline.storage import Location
-from pipeline.wfdb_io import RawRecord, read_record, resolve_record
+from pipeline.wfdb_io import (
+    RawRecord,
+    check_calibration,
+    open_record,
+    read_signal,
+    resolve_record,
+)
 
 
 @dataclass
@@ -30,16 +36,20 @@ class Loaded:
 
 
 def load_one(root: Location, row: dict, cfg: BuildConfig) -> Loaded:
-    """Read one record, order its leads, and check its rate and length."""
-    raw: RawRecord = read_record(resolve_record(root, row["path"]))
-    order = canonical_order(raw.leads)
-    if raw.fs <= 0:
-        raise RecordRejected("unreadable", f"sampling rate {raw.fs}")
-    duration = raw.signal.shape[1] / raw.fs
+    """Open one record (every file checked), check its leads and length, then read it in mV.
+
+    Calibration, leads and length come from the header: a record of the wrong length is never
+    read.
+    """
+    files = open_record(resolve_record(root, row["path"]))
+    check_calibration(files, cfg.signal.accept_adc_units)
+    order = canonical_order(files.leads)
+    duration = files.header.sig_len / files.header.fs
     if abs(duration - cfg.signal.duration_s) > cfg.signal.length_tolerance_s:
         raise RecordRejected(
             "wrong_length", f"{duration:.2f} s, expected {cfg.signal.duration_s:g} s"
         )
+    raw: RawRecord = read_signal(files, accept_adc_units=cfg.signal.accept_adc_units)
     return Loaded(row, raw.signal[order], raw.fs)
 
 

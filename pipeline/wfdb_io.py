@@ -1,26 +1,80 @@
-"""Read WFDB records: a checked numpy fast path for plain format-16 records, ``wfdb`` otherwise.
+"""Read WFDB records safely: every file a record reads is checked before a byte of it is read.
 
-Why a fast path: ``wfdb.rdrecord`` costs ~4 ms per record, mostly header parsing; a plain
-format-16 record read with numpy costs ~0.15 ms and gives the same values (tested against ``wfdb``
-in tests/pipeline/test_wfdb_io.py). The fast path is taken only when the header is the simple
-single-file, format-16, no-offset, no-skew kind that PTB-XL and MIMIC-IV-ECG use; every other
-record goes through ``wfdb.rdrecord``. Every failure becomes a :class:`RecordRejected`.
+A record is opened in two steps. :func:`open_record` reads its header (bounded, regular files
+only), parses it, and checks every file the header names without reading it: the name stays inside
+the dataset root (the same lexical rule as the metadata's path column), the file is a regular file
+(a FIFO, device or folder is ``unreadable``; nothing is opened that could block), and its size is
+what the header implies (smaller: ``truncated_data``; larger: ``size_mismatch``). Multi-segment
+records are opened segment by segment the same way. :func:`read_signal` then reads at most the
+implied bytes of each file and converts to millivolts, refusing uncalibrated signals (gain 0 or
+none: ``uncalibrated``) unless the caller accepts ADC units, and converting µV and V to mV
+(another unit: ``units``). :func:`record_contents` gives the fingerprint the same bounded reads.
+
+Why a hand-written header parser: ``wfdb`` reads local headers as ASCII dropping every other byte
+(``µV`` becomes ``V``), replaces gain 0 and a missing gain by 200 (uncalibrated signals come out
+scaled, e.g. PTB-XL's every lead x5), treats every line after the record line as a signal line
+whatever ``n_sig`` says, parses a negative rate as a counter frequency (and then uses 250 Hz), and
+costs ~4 ms per record. The fields follow wfdb's grammar (``wfdb.io.header.rx_record`` and
+``rx_signal``); the samples of everything but plain format 16 are decoded by ``wfdb.rdrecord``.
+
+Why a fast path: a plain format-16 record read with numpy costs ~0.15 ms against ~4 ms for
+``wfdb.rdrecord`` and gives the same values (tests/pipeline/test_wfdb_io.py). It is taken when
+the record's signals share one format-16 file with no byte offset, skew or multiple samples per
+frame (PTB-XL and MIMIC-IV-ECG). Every failure becomes a :class:`RecordRejected`.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import stat
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 import numpy as np
 
 from pipeline.errors import RecordRejected
 from pipeline.kernels import frames_to_leads
-from pipeline.storage import Location, is_url, join, name, parent, read_bytes
+from pipeline.storage import Location, is_url, join, name, parent
 
 WFDB_NAN_16 = -32768  # format 16's "no sample" value; wfdb reads it as NaN
+MAX_HEADER_BYTES = 1 << 20  # a WFDB header is a few hundred bytes; more is not a header
+DEFAULT_FS = 250.0  # WFDB's sampling rate when the record line gives none
+
+# Bits per sample of the formats wfdb decodes (wfdb.io._signal.BYTES_PER_SAMPLE x 8), and each
+# format's "no sample" value (wfdb.io._signal.INVALID_SAMPLE_VALUE; format 8 has none).
+FORMAT_BITS = {
+    "8": 8,
+    "16": 16,
+    "24": 24,
+    "32": 32,
+    "61": 16,
+    "80": 8,
+    "160": 16,
+    "212": 12,
+    "310": 32 / 3,
+    "311": 32 / 3,
+}
+INVALID_SAMPLE = {
+    "80": -128,
+    "310": -512,
+    "311": -512,
+    "212": -2048,
+    "16": -32768,
+    "61": -32768,
+    "160": -32768,
+    "24": -8388608,
+    "32": -2147483648,
+}
+COMPRESSED_FORMATS = {"508", "516", "524"}  # FLAC: no size follows from the header
+MV_PER_UNIT = {"mV": 1.0, "mv": 1.0, "uV": 1e-3, "uv": 1e-3, "µV": 1e-3, "μV": 1e-3, "V": 1e3}
+
+_FORMAT_FIELD = re.compile(r"(\d+)(?:x(\d+))?(?::(\d+))?(?:\+(\d+))?")
+_GAIN_FIELD = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:\((-?\d+)\))?(?:/(.*))?")
 
 
 @dataclass(frozen=True)
@@ -32,17 +86,62 @@ class RawRecord:
     fs: float
 
 
-@dataclass(frozen=True)
-class SimpleHeader:
-    """The parts of a single-file format-16 header that the fast path needs."""
+class SignalSpec(NamedTuple):
+    """One signal line of a header (the fields the reader uses; a tuple: ~10x cheaper to make)."""
 
-    n_samples: int
+    file_name: str
+    fmt: str
+    samps_per_frame: int = 1
+    skew: int = 0
+    byte_offset: int = 0
+    gain: float = 0.0  # 0: the header gives none or 0 (WFDB's "uncalibrated")
+    baseline: int = 0
+    units: str = "mV"
+    checksum: int | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Header:
+    """A parsed WFDB header: one segment (``signals``) or several (``segments``: name, length)."""
+
+    name: str
     fs: float
-    dat_file: str
-    leads: tuple[str, ...]
-    gain: np.ndarray
-    baseline: np.ndarray
-    checksum: np.ndarray | None
+    sig_len: int
+    signals: tuple[SignalSpec, ...] = ()
+    segments: tuple[tuple[str, int], ...] | None = None
+
+    @property
+    def leads(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.signals)
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A data file a header names, checked: inside the root, a regular file of ``size`` bytes."""
+
+    file_name: str  # as the header names it
+    location: Location
+    size: int
+
+
+@dataclass(frozen=True)
+class RecordFiles:
+    """A record's header and every file it reads, checked but not yet read.
+
+    ``segments`` (multi-segment records) holds each segment's own files, None for a gap (``~``);
+    ``leads`` is the record's signal names (a multi-segment record's layout).
+    """
+
+    record: Location
+    header: Header
+    header_bytes: bytes
+    data: tuple[DataFile, ...] = ()
+    segments: tuple[RecordFiles | None, ...] = ()
+    leads: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------- paths and bounded reads
 
 
 def resolve_record(root: Location, relpath: str) -> Location:
@@ -57,141 +156,463 @@ def resolve_record(root: Location, relpath: str) -> Location:
     return join(root, relpath)
 
 
-def data_file_names(header_text: str) -> list[str]:
-    """The signal files a WFDB header names (sorted, unique; plain names in the header's folder)."""
-    lines = [ln.split() for ln in header_text.splitlines() if ln.strip() and not ln.startswith("#")]
-    if not lines:
-        return []
+def _named_file(record: Location, file_name: str, what: str) -> Location:
+    """``file_name`` (as a header names it) beside ``record``, under the root check."""
     try:
-        n_sig = int(lines[0][1]) if len(lines[0]) > 1 else 0
+        return resolve_record(parent(record), file_name)
+    except RecordRejected:
+        raise RecordRejected(
+            "path_outside_root",
+            f"{name(record)}.hea names {what} {file_name!r}, which leaves the dataset root",
+        ) from None
+
+
+def _kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _not_regular(location: Location, kind: str) -> RecordRejected:
+    return RecordRejected("unreadable", f"{name(location)} is {kind}, not a regular file")
+
+
+def file_size(location: Location) -> int:
+    """Size of the regular file at ``location``; never opens it (a FIFO cannot block).
+
+    ``missing_file`` when it does not exist; ``unreadable`` for a FIFO, device, folder or an
+    error, with the reason.
+    """
+    if is_url(location):
+        import fsspec
+
+        try:
+            fs, path = fsspec.core.url_to_fs(str(location))
+            info = fs.info(path)
+        except FileNotFoundError:
+            raise RecordRejected("missing_file", f"{name(location)} not found") from None
+        except OSError as exc:
+            raise RecordRejected("unreadable", f"{name(location)}: {exc}") from None
+        if info.get("type", "file") != "file":
+            raise _not_regular(location, f"a {info.get('type')}")
+        size = info.get("size")
+        return int(size) if size is not None else -1  # -1: unknown until read
+    try:
+        st = os.stat(location)
+    except FileNotFoundError:
+        raise RecordRejected("missing_file", f"{name(location)} not found") from None
+    except OSError as exc:
+        raise RecordRejected("unreadable", f"{name(location)}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(location, _kind(st.st_mode))
+    return st.st_size
+
+
+def read_regular(location: Location, limit: int) -> bytes:
+    """At most ``limit`` bytes of the regular file at ``location`` (never blocks, never more).
+
+    Local files are opened non-blocking and checked again once open (``fstat``), so a file
+    swapped for a FIFO or device after :func:`file_size` is refused rather than read.
+    """
+    if is_url(location):
+        import fsspec
+
+        try:
+            with fsspec.open(str(location), "rb") as f:
+                return f.read(limit)
+        except FileNotFoundError:
+            raise RecordRejected("missing_file", f"{name(location)} not found") from None
+        except OSError as exc:
+            raise RecordRejected("unreadable", f"{name(location)}: {exc}") from None
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(location, flags)
+    except FileNotFoundError:
+        raise RecordRejected("missing_file", f"{name(location)} not found") from None
+    except OSError as exc:
+        raise RecordRejected("unreadable", f"{name(location)}: {exc.strerror}") from None
+    with open(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(location, _kind(mode))
+        try:
+            return f.read(limit)
+        except OSError as exc:
+            raise RecordRejected("unreadable", f"{name(location)}: {exc.strerror}") from None
+
+
+def read_header_bytes(hea: Location) -> bytes:
+    """A header file's bytes: a regular file of at most :data:`MAX_HEADER_BYTES`."""
+    size = -1 if is_url(hea) else file_size(hea)  # a URL is never a FIFO: one request, not two
+    raw = read_regular(hea, min(size, MAX_HEADER_BYTES) + 1 if size >= 0 else MAX_HEADER_BYTES + 1)
+    if max(size, len(raw)) > MAX_HEADER_BYTES:
+        raise RecordRejected(
+            "size_mismatch",
+            f"{name(hea)} has {max(size, len(raw))} bytes; a header has at most {MAX_HEADER_BYTES}",
+        )
+    return raw
+
+
+def decode_header(raw: bytes) -> str:
+    """Header text: UTF-8, else Latin-1 (WFDB headers are ASCII; a stray ``µ`` is Latin-1's)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+# ---------------------------------------------------------------- header parsing
+
+
+def _unreadable(hea: str, detail: str) -> RecordRejected:
+    return RecordRejected("unreadable", f"{hea}: {detail}")
+
+
+def _parse_signal(line: str, hea: str, index: int) -> SignalSpec:
+    """One signal line (``file fmt[xspf][:skew][+offset] gain(baseline)/units res zero init
+    checksum block description``); fields after the format are optional, in order."""
+    tokens = line.split()
+    if len(tokens) < 2:
+        raise _unreadable(hea, f"signal line {index + 1} {line!r} has no format")
+    fmt = _FORMAT_FIELD.fullmatch(tokens[1])
+    if fmt is None:
+        raise _unreadable(hea, f"signal line {index + 1}: format field {tokens[1]!r}")
+    code, spf, skew, offset = fmt.groups()
+    gain, baseline, units = 0.0, None, "mV"
+    if len(tokens) > 2:
+        g = _GAIN_FIELD.fullmatch(tokens[2])
+        if g is None:
+            raise _unreadable(hea, f"signal line {index + 1}: gain field {tokens[2]!r}")
+        gain = float(g.group(1))
+        baseline = int(g.group(2)) if g.group(2) is not None else None
+        units = g.group(3) if g.group(3) else "mV"
+    try:
+        ints = [int(t) for t in tokens[3:7]]  # adc_res, adc_zero, init_value, checksum
     except ValueError:
-        n_sig = 0
-    names = {parts[0] for parts in lines[1 : 1 + n_sig] if parts and parts[0] != "~"}
-    return [n for n in sorted(names) if "/" not in n and n not in (".", "..")]
+        raise _unreadable(hea, f"signal line {index + 1}: {' '.join(tokens[3:7])!r}") from None
+    if baseline is None:  # wfdb: a missing baseline is the ADC zero
+        baseline = ints[1] if len(ints) > 1 else 0
+    return SignalSpec(
+        file_name=tokens[0],
+        fmt=code,
+        samps_per_frame=int(spf or 1),
+        skew=int(skew or 0),
+        byte_offset=int(offset or 0),
+        gain=gain,
+        baseline=baseline,
+        units=units,
+        checksum=ints[3] if len(ints) > 3 else None,
+        name=" ".join(tokens[8:]),
+    )
 
 
-def parse_simple_header(text: str) -> SimpleHeader | None:
-    """Parse a header if it is the plain single-file format-16 kind, else ``None`` (use wfdb)."""
+def parse_header(text: str, hea: str = "header") -> Header:
+    """Parse a WFDB header (single- or multi-segment); ``unreadable`` with the reason otherwise.
+
+    ``hea`` names the file in rejection details.
+    """
     lines = [ln.strip() for ln in text.splitlines()]
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
     if not lines:
-        return None
+        raise _unreadable(hea, "no record line")
     rec = lines[0].split()
-    if len(rec) < 4 or "/" in rec[0]:  # multi-segment records have name/segments
-        return None
+    if len(rec) < 2:
+        raise _unreadable(hea, f"record line {lines[0]!r}")
+    record_name, _, n_seg_text = rec[0].partition("/")
     try:
-        n_sig, n_samples = int(rec[1]), int(rec[3])
-        fs = float(rec[2].split("/")[0])
+        n_sig = int(rec[1])
+        n_seg = int(n_seg_text) if n_seg_text else None
+        fs = float(rec[2].split("/")[0]) if len(rec) > 2 else DEFAULT_FS
+        sig_len = int(rec[3]) if len(rec) > 3 else 0
     except ValueError:
-        return None
-    sig_lines = [ln.split() for ln in lines[1 : 1 + n_sig]]
-    if n_sig < 1 or len(sig_lines) != n_sig or any(len(s) < 9 for s in sig_lines):
-        return None
-    files = {s[0] for s in sig_lines}
-    if len(files) != 1 or any(s[1] != "16" for s in sig_lines):
-        return None
-    gains, baselines, checksums = [], [], []
-    for s in sig_lines:
-        gain_field = s[2].split("/")[0]
-        try:
-            if "(" in gain_field:
-                g, b = gain_field.rstrip(")").split("(")
-                gain, base = float(g), int(b)
-            else:
-                gain, base = float(gain_field), int(s[4])
-            checksums.append(int(s[6]))
-        except ValueError:
-            return None
-        if gain == 0:
-            return None
-        gains.append(gain)
-        baselines.append(base)
-    return SimpleHeader(
-        n_samples=n_samples,
-        fs=fs,
-        dat_file=files.pop(),
-        leads=tuple(" ".join(s[8:]) for s in sig_lines),
-        gain=np.array(gains, dtype=np.float32),
-        baseline=np.array(baselines, dtype=np.float32),
-        checksum=np.array(checksums, dtype=np.int64),
+        raise _unreadable(hea, f"record line {lines[0]!r}") from None
+    if not (math.isfinite(fs) and fs > 0):
+        raise RecordRejected("unreadable", f"sampling rate {fs}")
+    if n_sig < 0 or sig_len < 0 or (n_seg is not None and n_seg < 1):
+        raise _unreadable(hea, f"record line {lines[0]!r}")
+    body = lines[1:]
+    want = n_sig if n_seg is None else n_seg
+    if len(body) != want:
+        kind = "signals" if n_seg is None else "segments"
+        raise _unreadable(hea, f"the record line declares {want} {kind}; {len(body)} lines follow")
+    if n_seg is not None:
+        segments = []
+        for line in body:
+            parts = line.split()
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise _unreadable(hea, f"segment line {line!r}")
+            segments.append((parts[0], int(parts[1])))
+        return Header(record_name, fs, sig_len, segments=tuple(segments))
+    signals = tuple(_parse_signal(line, hea, i) for i, line in enumerate(body))
+    return Header(record_name, fs, sig_len, signals=signals)
+
+
+def is_fast(header: Header) -> bool:
+    """True when numpy reads the record: one format-16 file, no offset, skew or extra samples."""
+    s = header.signals
+    return (
+        header.segments is None
+        and bool(s)
+        and len({x.file_name for x in s}) == 1
+        and all(
+            x.fmt == "16" and x.samps_per_frame == 1 and x.skew == 0 and x.byte_offset == 0
+            for x in s
+        )
     )
 
 
-def _read_samples(dat: Location, expected: int) -> np.ndarray:
-    """The int16 samples of a format-16 file, checked against the size the header implies."""
-    try:
-        if is_url(dat):
-            raw = read_bytes(dat)
-            size = len(raw)
-        else:
-            size = os.path.getsize(dat)
-    except OSError:
-        raise RecordRejected("missing_file", f"{name(dat)} not found") from None
-    if size != expected:
+# ---------------------------------------------------------------- opening: every file checked
+
+
+def _format_bytes(fmt: str, n: int) -> tuple[int, int]:
+    """(fewest, most) bytes a file of ``n`` samples in ``fmt`` has (wfdb's ``_required_byte_num``
+    for reading; writers may pad 212 to whole 3-byte and 310/311 to whole 4-byte groups)."""
+    if fmt == "212":
+        need = math.ceil(n * 1.5)
+        return need, -(-need // 3) * 3
+    if fmt in ("310", "311"):
+        need = math.ceil(n * 4 / 3)
+        if fmt == "310" and n % 3 == 2:
+            need = -(-need // 4) * 4
+        return need, -(-need // 4) * 4
+    need = n * int(FORMAT_BITS[fmt]) // 8
+    return need, need
+
+
+def expected_sizes(header: Header, hea: str) -> dict[str, tuple[int, int]]:
+    """Data file name -> (fewest, most) bytes the header implies (byte offset included).
+
+    Rejects (``unreadable``) what cannot be sized: an unknown or compressed format, a signal
+    without a data file, or one file holding signals of different formats. ``hea`` names the
+    header in details.
+    """
+    by_file: dict[str, list[SignalSpec]] = {}
+    for s in header.signals:
+        if s.fmt in COMPRESSED_FORMATS:
+            raise _unreadable(hea, f"signal {s.name!r} is FLAC-compressed (format {s.fmt})")
+        if s.fmt not in FORMAT_BITS:
+            raise _unreadable(hea, f"signal {s.name!r} has unknown format {s.fmt}")
+        if s.file_name == "~":
+            raise _unreadable(hea, f"signal {s.name!r} has no data file ('~')")
+        by_file.setdefault(s.file_name, []).append(s)
+    sizes = {}
+    for file_name, specs in by_file.items():
+        if len({s.fmt for s in specs}) > 1:
+            fmts = sorted({s.fmt for s in specs})
+            raise _unreadable(hea, f"{file_name} holds signals of formats {fmts}")
+        lo, hi = _format_bytes(specs[0].fmt, header.sig_len * sum(s.samps_per_frame for s in specs))
+        offset = specs[0].byte_offset  # wfdb reads every signal of a file at the first's offset
+        sizes[file_name] = (lo + offset, hi + offset)
+    return sizes
+
+
+def _check_size(location: Location, size: int, lo: int, hi: int) -> None:
+    implied = f"{lo}" if lo == hi else f"{lo} to {hi}"
+    if size < lo:
         raise RecordRejected(
-            "truncated_data" if size < expected else "unreadable",
-            f"{name(dat)} has {size} bytes, header implies {expected}",
+            "truncated_data", f"{name(location)} has {size} bytes, header implies {implied}"
         )
-    return np.frombuffer(raw, dtype="<i2") if is_url(dat) else np.fromfile(dat, dtype="<i2")
+    if size > hi:
+        raise RecordRejected(
+            "size_mismatch", f"{name(location)} has {size} bytes, header implies {implied}"
+        )
 
 
-def _read_fast(record: Location, header: SimpleHeader) -> RawRecord:
-    n_sig = len(header.leads)
-    dat = join(parent(record), header.dat_file)
-    samples = _read_samples(dat, header.n_samples * n_sig * 2)
-    frames = samples.reshape(header.n_samples, n_sig)  # samples x leads
-    signal, sums = frames_to_leads(frames, header.baseline, header.gain, WFDB_NAN_16)
-    if header.checksum is not None:
-        sums, want = sums % 65536, header.checksum % 65536
-        if not np.array_equal(sums, want):
-            bad = [header.leads[i] for i in np.flatnonzero(sums != want)]
-            raise RecordRejected("checksum_mismatch", f"leads {bad} fail the header checksum")
-    return RawRecord(signal=signal, leads=header.leads, fs=header.fs)
+def _open_single(record: Location, header: Header, raw: bytes) -> RecordFiles:
+    files = []
+    for file_name, (lo, hi) in sorted(expected_sizes(header, f"{name(record)}.hea").items()):
+        location = _named_file(record, file_name, "data file")
+        size = file_size(location)
+        if size >= 0:
+            _check_size(location, size, lo, hi)
+        files.append(DataFile(file_name, location, size if size >= 0 else hi))
+    return RecordFiles(record, header, raw, tuple(files), leads=header.leads)
 
 
-def _local_copy(record: Location, header_text: str, folder: Path) -> Path:
-    """Download a URL record's header and data files into ``folder`` (for the wfdb fallback)."""
-    local = folder / name(record)
-    (folder / f"{name(record)}.hea").write_text(header_text)
-    for data_name in data_file_names(header_text):
-        try:
-            (folder / data_name).write_bytes(read_bytes(join(parent(record), data_name)))
-        except OSError:
-            pass  # wfdb reports the missing file
+def _open_segments(record: Location, header: Header, raw: bytes) -> RecordFiles:
+    hea = f"{name(record)}.hea"
+    segments: list[RecordFiles | None] = []
+    for seg_name, seg_len in header.segments or ():
+        if seg_name == "~":
+            segments.append(None)
+            continue
+        seg = open_record(_named_file(record, seg_name, "segment"), nested=True)
+        if seg.header.fs != header.fs or seg.header.sig_len != seg_len:
+            raise _unreadable(
+                hea,
+                f"segment {seg_name} has {seg.header.sig_len} samples at {seg.header.fs:g} Hz; "
+                f"the record says {seg_len} at {header.fs:g} Hz",
+            )
+        segments.append(seg)
+    total = sum(n for _, n in header.segments or ())
+    if header.sig_len and total != header.sig_len:
+        raise _unreadable(hea, f"segments hold {total} samples; the record says {header.sig_len}")
+    present = [s for s in segments if s is not None]
+    leads = present[0].leads if present else ()  # the layout segment's, or the first segment's
+    for seg in present:
+        if len(set(seg.leads)) != len(seg.leads):
+            raise RecordRejected("duplicate_leads", f"segment {seg.header.name}: {list(seg.leads)}")
+        extra = sorted(set(seg.leads) - set(leads))
+        if extra:
+            raise _unreadable(hea, f"segment {seg.header.name} has leads {extra} not in its layout")
+    return RecordFiles(
+        record,
+        Header(header.name, header.fs, total, segments=header.segments),
+        raw,
+        segments=tuple(segments),
+        leads=leads,
+    )
+
+
+def open_record(record: Location, nested: bool = False) -> RecordFiles:
+    """Read and parse ``record``'s header and check every file it names (see the module doc)."""
+    hea = join(parent(record), f"{name(record)}.hea")
+    raw = read_header_bytes(hea)
+    header = parse_header(decode_header(raw), name(hea))
+    if header.segments is None:
+        if nested and header.sig_len == 0 and all(s.file_name == "~" for s in header.signals):
+            return RecordFiles(record, header, raw, leads=header.leads)  # a layout segment
+        return _open_single(record, header, raw)
+    if nested:
+        raise _unreadable(name(hea), "a segment is itself a multi-segment record")
+    return _open_segments(record, header, raw)
+
+
+def record_contents(files: RecordFiles) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of every file a record reads, segments included, with bounded reads."""
+    yield f"{name(files.record)}.hea", files.header_bytes
+    for data in files.data:
+        yield name(data.location), read_regular(data.location, data.size)
+    for seg in files.segments:
+        if seg is not None:
+            yield from record_contents(seg)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def gains_mv(header: Header, accept_adc_units: bool = False) -> np.ndarray:
+    """Digital units per mV for each signal (float64): the header's gain over its unit in mV.
+
+    ``uncalibrated`` for gain 0 or none, unless ``accept_adc_units`` (then 1: the signal stays in
+    ADC units above its baseline); ``units`` for a unit that is not µV, mV or V.
+    """
+    out = []
+    for s in header.signals:
+        if s.gain == 0:
+            if not accept_adc_units:
+                raise RecordRejected(
+                    "uncalibrated", f"lead {s.name}: gain 0 or none in {header.name}.hea"
+                )
+            out.append(1.0)
+            continue
+        scale = MV_PER_UNIT.get(s.units)
+        if scale is None:
+            raise RecordRejected("units", f"lead {s.name}: unit {s.units!r}")
+        out.append(s.gain / scale)
+    return np.array(out, dtype=np.float64)
+
+
+def check_calibration(files: RecordFiles, accept_adc_units: bool = False) -> None:
+    """:func:`gains_mv` of the record and each of its segments (``uncalibrated``, ``units``)."""
+    gains_mv(files.header, accept_adc_units)
+    for seg in files.segments:
+        if seg is not None and seg.header.sig_len:  # a layout segment holds no samples
+            check_calibration(seg, accept_adc_units)
+
+
+def _check_sums(header: Header, sums: np.ndarray) -> None:
+    want = np.array([s.checksum if s.checksum is not None else 0 for s in header.signals])
+    given = np.array([s.checksum is not None for s in header.signals])
+    bad = given & (sums % 65536 != want % 65536)
+    if bad.any():
+        leads = [header.signals[i].name for i in np.flatnonzero(bad)]
+        raise RecordRejected("checksum_mismatch", f"leads {leads} fail the header checksum")
+
+
+def _read_fast(files: RecordFiles, gain: np.ndarray) -> np.ndarray:
+    header, dat = files.header, files.data[0]
+    n_sig = len(header.signals)
+    raw = read_regular(dat.location, header.sig_len * n_sig * 2)
+    if len(raw) < header.sig_len * n_sig * 2:  # the file shrank since it was checked
+        _check_size(dat.location, len(raw), header.sig_len * n_sig * 2, header.sig_len * n_sig * 2)
+    frames = np.frombuffer(raw, dtype="<i2").reshape(header.sig_len, n_sig)
+    baseline = np.array([s.baseline for s in header.signals], dtype=np.float32)
+    signal, sums = frames_to_leads(frames, baseline, gain.astype(np.float32), WFDB_NAN_16)
+    _check_sums(header, sums)
+    return signal
+
+
+def _local_copy(files: RecordFiles, folder: Path) -> Path:
+    """Copy a URL record's header and data files into ``folder`` (bounded reads)."""
+    local = folder / name(files.record)
+    (folder / f"{name(files.record)}.hea").write_bytes(files.header_bytes)
+    for data in files.data:
+        target = folder / data.file_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(read_regular(data.location, data.size))
     return local
 
 
-def _read_wfdb(record: Location, header_text: str) -> RawRecord:
+def _read_wfdb(files: RecordFiles, gain: np.ndarray) -> np.ndarray:
+    """Decode with ``wfdb.rdrecord`` (digital), then convert with the header's checked gains."""
     import wfdb
 
-    if is_url(record):
+    if is_url(files.record):
         with tempfile.TemporaryDirectory() as tmp:
-            return _read_wfdb(_local_copy(record, header_text, Path(tmp)), header_text)
+            local = _local_copy(files, Path(tmp))
+            return _read_wfdb(RecordFiles(local, files.header, files.header_bytes), gain)
+    header = files.header
     try:
-        rec = wfdb.rdrecord(str(record))
-    except FileNotFoundError as exc:
-        raise RecordRejected("missing_file", str(exc)) from None
+        rec = wfdb.rdrecord(str(files.record), physical=False)
     except Exception as exc:  # wfdb raises many types for bad files; all mean unreadable
         raise RecordRejected("unreadable", f"{type(exc).__name__}: {exc}") from None
-    if rec.p_signal is None or rec.p_signal.ndim != 2:
-        raise RecordRejected("unreadable", "no physical signal")
-    return RawRecord(
-        signal=np.ascontiguousarray(rec.p_signal.T, dtype=np.float32),
-        leads=tuple(rec.sig_name),
-        fs=float(rec.fs),
-    )
+    d = rec.d_signal
+    if d is None or d.ndim != 2 or d.shape != (header.sig_len, len(header.signals)):
+        raise RecordRejected("unreadable", f"wfdb read {getattr(d, 'shape', None)} samples")
+    if all(s.samps_per_frame == 1 and s.skew == 0 for s in header.signals):
+        _check_sums(header, d.astype(np.int64).sum(axis=0))
+    base = np.array([s.baseline for s in header.signals], dtype=np.float64)
+    signal = (d.T.astype(np.float64) - base[:, None]) / gain[:, None]
+    for i, s in enumerate(header.signals):
+        if s.fmt in INVALID_SAMPLE:
+            signal[i, d[:, i] == INVALID_SAMPLE[s.fmt]] = np.nan
+    return signal.astype(np.float32)
 
 
-def read_record(record: Location, fast: bool = True) -> RawRecord:
+def _read_segments(files: RecordFiles, fast: bool, accept_adc_units: bool) -> np.ndarray:
+    """A multi-segment record's segments one after another, by lead name; NaN where absent."""
+    position = {lead: i for i, lead in enumerate(files.leads)}
+    out = np.full((len(files.leads), files.header.sig_len), np.nan, dtype=np.float32)
+    start = 0
+    for (_, seg_len), seg in zip(files.header.segments or (), files.segments):
+        if seg is not None and seg_len:  # a layout segment (length 0) only names the leads
+            part = read_signal(seg, fast, accept_adc_units).signal
+            out[[position[lead] for lead in seg.leads], start : start + seg_len] = part
+        start += seg_len
+    return out
+
+
+def read_signal(files: RecordFiles, fast: bool = True, accept_adc_units: bool = False) -> RawRecord:
+    """The physical signal (mV) of an opened record; reads at most the bytes its header implies."""
+    header = files.header
+    if header.segments is not None:
+        signal = _read_segments(files, fast, accept_adc_units)
+    elif not header.signals:
+        signal = np.zeros((0, header.sig_len), dtype=np.float32)
+    else:
+        gain = gains_mv(header, accept_adc_units)
+        signal = _read_fast(files, gain) if fast and is_fast(header) else _read_wfdb(files, gain)
+    return RawRecord(signal=signal, leads=files.leads, fs=header.fs)
+
+
+def read_record(record: Location, fast: bool = True, accept_adc_units: bool = False) -> RawRecord:
     """Read the WFDB record at ``record`` (path or URL, no extension) as physical mV, leads x samples."""
-    hea = join(parent(record), f"{name(record)}.hea")
-    try:
-        text = read_bytes(hea).decode(errors="replace")
-    except FileNotFoundError:
-        raise RecordRejected("missing_file", f"{name(hea)} not found") from None
-    except OSError as exc:
-        raise RecordRejected("unreadable", f"{name(hea)}: {exc}") from None
-    header = parse_simple_header(text) if fast else None
-    if header is not None:
-        return _read_fast(record, header)
-    return _read_wfdb(record, text)
+    return read_signal(open_record(record), fast, accept_adc_units)

@@ -141,11 +141,12 @@ ROW = {
 # re-keys every unit, so the first refresh after it rewrites every shard of every corpus).
 GOLDEN_FINGERPRINTS = {
     "real record": "24f4b96b54088b4790629f839f81af0f",
-    "no path": "404b1e94e10b425f7ef5166b28f96a82",
-    "empty path": "6fa570e54820ff0bf88e7fce82c922ba",
-    "path outside the root": "859619289fdc90afb52649c6a29dc947",
-    "no header": "269ee80bea78ba459e5ec51d34540623",
-    "data file missing": "eed54b52fb4f4075578613f842b6ce3e",
+    # A record that open_record rejects hashes its rejection (issue 11: bounded, checked reads).
+    "no path": "f8f341256acf0b880339d7a130746fd5",
+    "empty path": "1e8b635870f768ace6c77d91307dfcdf",
+    "path outside the root": "a2b61b6b8492c1f9966dde640eef6773",
+    "no header": "394fd1cce14274b098554e48d057c218",
+    "data file missing": "578f8032d6c361c7fff64498f5a5fe78",
 }
 GOLDEN_REJECTION = "b10b4654f5fdde7b613ce7d5f7ebb3356a7b25ae2a248ffe9b6da659341c5bfd"
 
