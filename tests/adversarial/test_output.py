@@ -222,8 +222,8 @@ OUT_CASES = [
     ),
     OutCase(
         "user_file_in_the_meit_folder",
-        lambda t, p, r, m: _corpus_with(t, r, "meit/notes.txt"),
-        "input error: out {out} holds meit/notes.txt, which no build of this corpus wrote: "
+        lambda t, p, r, m: _corpus_with(t, r, "meit/mine.jsonl"),
+        "input error: out {out} holds meit/mine.jsonl, which no build of this corpus wrote: "
         "move it out (a build deletes only its own files)",
     ),
 ]
