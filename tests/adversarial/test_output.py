@@ -97,7 +97,8 @@ def mounts():
     made: list[Path] = []
     yield made
     for point in reversed(made):
-        subprocess.run(["umount", str(point)], check=False)
+        if subprocess.run(["umount", str(point)], capture_output=True).returncode:
+            subprocess.run(["umount", "--lazy", str(point)], check=False)  # still busy
 
 
 def read_only_folder(tmp: Path, mounts: list[Path]) -> Path:
