@@ -238,14 +238,16 @@ def read_regular(location: Location, limit: int) -> bytes:
         raise RecordRejected("missing_file", f"{name(location)} not found") from None
     except OSError as exc:
         raise RecordRejected("unreadable", f"{name(location)}: {exc.strerror}") from None
-    with open(fd, "rb") as f:
+    try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise _not_regular(location, _kind(mode))
-        try:
+        with open(fd, "rb", closefd=False) as f:
             return f.read(limit)
-        except OSError as exc:
-            raise RecordRejected("unreadable", f"{name(location)}: {exc.strerror}") from None
+    except OSError as exc:
+        raise RecordRejected("unreadable", f"{name(location)}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def read_header_bytes(hea: Location) -> bytes:
