@@ -131,7 +131,7 @@ def check_out(out: Path, inputs: Mapping[str, object], sources: Iterable[str]) -
     if out.exists() and not out.is_dir():
         raise InputError(f"out {out} is a file, not a folder")
     if out.is_dir() and not (out / MANIFEST).is_file():
-        mine = {s for s in sources} | {MEIT_DIR, PROGRESS_DIR, FINGERPRINTS, REJECTIONS}
+        mine = set(sources) | {MEIT_DIR, PROGRESS_DIR, FINGERPRINTS, REJECTIONS}
         others = sorted(
             p.name for p in out.iterdir() if not p.name.startswith(".") and p.name not in mine
         )
