@@ -158,6 +158,8 @@ def resolve_record(root: Location, relpath: str) -> Location:
 
 def _named_file(record: Location, file_name: str, what: str) -> Location:
     """``file_name`` (as a header names it) beside ``record``, under the root check."""
+    if "/" not in file_name and file_name not in (".", ".."):  # a plain name: the common case
+        return join(parent(record), file_name)
     try:
         return resolve_record(parent(record), file_name)
     except RecordRejected:
@@ -218,8 +220,8 @@ def file_size(location: Location) -> int:
 def read_regular(location: Location, limit: int) -> bytes:
     """At most ``limit`` bytes of the regular file at ``location`` (never blocks, never more).
 
-    Local files are opened non-blocking and checked again once open (``fstat``), so a file
-    swapped for a FIFO or device after :func:`file_size` is refused rather than read.
+    Local files are opened non-blocking and checked once open (``fstat``): a FIFO, device or
+    folder is refused rather than read, even one swapped in after :func:`file_size`.
     """
     if is_url(location):
         import fsspec
@@ -239,11 +241,11 @@ def read_regular(location: Location, limit: int) -> bytes:
     except OSError as exc:
         raise RecordRejected("unreadable", f"{name(location)}: {exc.strerror}") from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise _not_regular(location, _kind(mode))
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(location, _kind(st.st_mode))
         with open(fd, "rb", closefd=False) as f:
-            return f.read(limit)
+            return f.read(min(limit, st.st_size + 1))  # no buffer of ``limit`` for a small file
     except OSError as exc:
         raise RecordRejected("unreadable", f"{name(location)}: {exc.strerror}") from None
     finally:
@@ -252,12 +254,10 @@ def read_regular(location: Location, limit: int) -> bytes:
 
 def read_header_bytes(hea: Location) -> bytes:
     """A header file's bytes: a regular file of at most :data:`MAX_HEADER_BYTES`."""
-    size = -1 if is_url(hea) else file_size(hea)  # a URL is never a FIFO: one request, not two
-    raw = read_regular(hea, min(size, MAX_HEADER_BYTES) + 1 if size >= 0 else MAX_HEADER_BYTES + 1)
-    if max(size, len(raw)) > MAX_HEADER_BYTES:
+    raw = read_regular(hea, MAX_HEADER_BYTES + 1)
+    if len(raw) > MAX_HEADER_BYTES:
         raise RecordRejected(
-            "size_mismatch",
-            f"{name(hea)} has {max(size, len(raw))} bytes; a header has at most {MAX_HEADER_BYTES}",
+            "size_mismatch", f"{name(hea)} has over {MAX_HEADER_BYTES} bytes, more than a header"
         )
     return raw
 

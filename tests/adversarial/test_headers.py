@@ -383,7 +383,7 @@ CASES = [
         "header over 1 MiB (a huge comment)",
         lambda r: r.write(r.text() + "#" + "x" * (1 << 20) + "\n"),
         "size_mismatch",
-        "bytes; a header has at most 1048576",
+        "{stem}.hea has over 1048576 bytes, more than a header",
     ),
     # (c) a data file's size is what its header implies
     Case(
