@@ -81,11 +81,10 @@ def validate_corpus(corpus: Path) -> list[str]:
     verified, found = check_files(corpus, manifest)
     problems += found
     problems += unlisted_files(corpus, manifest)
-    rows, found = read_rows(corpus, manifest.files, verified)
+    rows, read, found = read_rows(corpus, manifest.files, verified)
     problems += found
     # (source, split) pairs with a shard that could not be read: their totals are not checked
     # (the unreadable shard is reported already; missing rows would only repeat it).
-    read = set(rows["file"].unique().to_list())
     blind = {(f.source, f.split) for f in manifest.files if f.path not in read}
     problems += check_rows(manifest, rows, blind)
     if cfg is not None:
@@ -224,6 +223,8 @@ def file_problems(path: Path, entry: FileEntry, schema: pa.Schema | None) -> tup
         problems.append(f"{entry.path}: {meta.num_rows} rows, manifest says {entry.rows}")
     if schema is None:
         return problems, True
+    if meta.num_rows == 0:
+        problems.append(f"{entry.path}: no rows (a build never lists an empty shard)")
     if not found.equals(schema, check_metadata=False):
         problems.append(f"{entry.path}: schema differs from the corpus schema")
     got = found.metadata or {}
@@ -253,9 +254,10 @@ def unlisted_files(corpus: Path, manifest: Manifest) -> list[str]:
 
 def read_rows(
     corpus: Path, files: Iterable[FileEntry], verified: set[str]
-) -> tuple[pl.DataFrame, list[str]]:
-    """The small columns of every verified shard's rows, with the shard's path in ``file``."""
-    frames, problems = [], []
+) -> tuple[pl.DataFrame, set[str], list[str]]:
+    """The small columns of every verified shard's rows (the shard's path in ``file``), the
+    shards read, and the problems reading them."""
+    frames, read, problems = [], set(), []
     for entry in files:
         if entry.path not in verified:
             continue
@@ -264,12 +266,12 @@ def read_rows(
         except (OSError, pa.ArrowException) as exc:
             problems.append(f"{entry.path}: rows not readable ({type(exc).__name__})")
             continue
+        read.add(entry.path)
         frames.append(pl.from_arrow(table).with_columns(file=pl.lit(entry.path)))
-    if not frames:
-        schema = {c: pl.String for c in [*ROW_COLUMNS, "file"]}
-        schema.update(example=pl.Int32, fs=pl.Int32, strat_fold=pl.Int32)
-        return pl.DataFrame(schema=schema), problems
-    return pl.concat(frames), problems
+    schema = {c: pl.String for c in [*ROW_COLUMNS, "file"]}
+    schema.update(example=pl.Int32, fs=pl.Int32, strat_fold=pl.Int32)
+    frames = [f.cast(schema) for f in frames]  # an empty shard's columns come back as nulls
+    return pl.concat([pl.DataFrame(schema=schema), *frames]), read, problems
 
 
 def first(frame: pl.DataFrame, column: str = "id") -> str:

@@ -570,3 +570,18 @@ def test_memory_estimate_bounds_the_measured_peak():
         tracemalloc.stop()
     # the estimate covers 500 Hz sources (PTB-XL records500) when no input is given (the demo)
     assert peak <= batch_memory_bytes(cfg) <= 2 * peak
+
+
+def test_config_path_with_brackets_is_printed_as_it_is(tmp_path: Path, capsys):
+    """Paths are not read as console markup (``[bold]`` would vanish from the line)."""
+    config = tmp_path / "cfg[bold]" / "b.yaml"
+    config.parent.mkdir()
+    config.write_text("signal: {fs: 500\n")
+    rc, lines = build_with(config, tmp_path / "corpus", capsys, "--workers", "1")
+    assert (rc, lines) == (
+        2,
+        [
+            f"config error: {config}:2:1: YAML syntax error: expected ',' or '}}', but got "
+            "'<stream end>' (while parsing a flow mapping at line 1)"
+        ],
+    )

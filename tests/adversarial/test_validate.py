@@ -371,10 +371,13 @@ CASES = [
         "mimic_record_moved_to_another_split",
         lambda c: move_record(c, "40006000", MIMIC_VALIDATION, MIMIC_TRAIN, "train"),
         [
+            f"{MIMIC_VALIDATION}: no rows (a build never lists an empty shard)",
             "mimic: 2 rows with a split the patient rule does not give (first: mimic/40006000 is "
             "train, the rule gives validation)",
             "meit/mimic_train.jsonl: lacks 2 ids of the mimic train shards and holds 0 ids that "
             "are not in them",
+            "meit/mimic_validation.jsonl: lacks 0 ids of the mimic validation shards and holds 2 "
+            "ids that are not in them",
         ],
     ),
     Tamper(
@@ -550,6 +553,11 @@ CASES = [
         ],
     ),
     Tamper(
+        "ledger_record_rejected_twice",
+        lambda c: add_rejection(c, "ptbxl", "1", "unreadable", count=True),
+        ["rejections.parquet: 1 record rejected twice (first: ptbxl/1)"],
+    ),
+    Tamper(
         "ledger_record_not_an_input",
         lambda c: add_rejection(c, "mimic", "99999999", "unreadable", count=True),
         ["1 record in the shards or the ledger not among the inputs (first: mimic/99999999)"],
@@ -594,3 +602,12 @@ def test_untouched_copy_is_valid(built: Path, tmp_path: Path, capsys):
     assert validate_corpus(tmp_path / "corpus") == []
     assert main(["validate", str(tmp_path / "corpus")]) == 0
     assert capsys.readouterr().out.splitlines() == [f"✓ {tmp_path / 'corpus'} is valid"]
+
+
+def test_a_duplicate_id_rejection_may_share_its_id_with_a_kept_row(built: Path, tmp_path: Path):
+    """A metadata row repeating a kept record's id is rejected as ``duplicate_id`` under that id:
+    the ledger then shares the id with the corpus, legitimately (seen counts it once more)."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(built, corpus)
+    add_rejection(corpus, "ptbxl", "6001", "duplicate_id", count=True)
+    assert validate_corpus(corpus) == []
