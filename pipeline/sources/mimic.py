@@ -86,19 +86,25 @@ MEASURED_SCHEMA = {
     "_mm_invalid": pl.String,
     "_mm_conflict": pl.String,
 }
+STUDY_SCHEMA = {"_study": pl.Int64, "_mm_subject": pl.Int64, "_mm_row": pl.Int64}
 
 
-def _measured(mm_csv: Location) -> pl.DataFrame:
+def _measured(mm_csv: Location) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``machine_measurements.csv`` as one row per (subject_id, study_id): the statements, the
     measurements as JSON, and why the row cannot be used (invalid UTF-8 in a cell the build reads;
     rows of one key that disagree). Identical repeats of a row count once; rows whose keys are not
-    whole numbers describe no record and are left out."""
+    whole numbers describe no record and are left out. Second: each study's first row and its
+    subject (to name a study filed under another subject than in ``record_list.csv``)."""
     if not exists(mm_csv):
-        return pl.DataFrame(schema=MEASURED_SCHEMA)
+        return pl.DataFrame(schema=MEASURED_SCHEMA), pl.DataFrame(schema=STUDY_SCHEMA)
     mm = read_metadata_csv(mm_csv, MEASUREMENTS_REQUIRED, MEASUREMENTS_OPTIONAL, need_rows=False)
     subject, _ = whole_number("subject_id")
     study, _ = whole_number("study_id")
     mm = mm.with_columns(subject.alias("_subject"), study.alias("_study")).drop_nulls(MM_KEYS)
+    by_study = mm.group_by("_study").agg(
+        pl.col("_subject").sort_by(ROW).first().alias("_mm_subject"),
+        pl.col(ROW).min().alias("_mm_row"),
+    )
     used = [c for c in (*MEASUREMENTS_REQUIRED[2:], *MEASUREMENTS_OPTIONAL) if c in mm.columns]
     distinct = mm.unique(subset=[*MM_KEYS, *used], keep="first", maintain_order=True)
     versions = distinct.group_by(MM_KEYS).agg(pl.col(ROW).sort().alias("_rows"))
@@ -119,13 +125,14 @@ def _measured(mm_csv: Location) -> pl.DataFrame:
         for c in present
     ]
     measurements = pl.struct(typed).struct.json_encode() if present else pl.lit(None, pl.String)
-    return mm.select(
+    by_key = mm.select(
         *MM_KEYS,
         _statements(mm).alias("statements"),
         measurements.alias("measurements"),
         pl.col(INVALID_TEXT).alias("_mm_invalid"),
         conflict.alias("_mm_conflict"),
     )
+    return by_key, by_study
 
 
 def prepare_mimic(root: Location, limit: int | None = None) -> pl.DataFrame:
@@ -135,7 +142,8 @@ def prepare_mimic(root: Location, limit: int | None = None) -> pl.DataFrame:
     (study_id; record id ``row<N>``, the data row of ``record_list.csv``), ``duplicate_id`` (every
     repeat of a study_id after its first row; record id ``<study_id>#row<N>``), ``invalid_text``
     (in ``record_list.csv`` or the study's measurements row), ``invalid_patient_id``
-    (subject_id), ``conflicting_measurements`` (two different measurements rows for the study).
+    (subject_id), ``conflicting_measurements`` (two different measurements rows for the study,
+    or its measurements filed under another subject).
     A missing ``record_list.csv`` or a missing column is an :class:`InputError`.
     """
     rec_csv, mm_csv = join(root, "record_list.csv"), join(root, "machine_measurements.csv")
@@ -145,8 +153,19 @@ def prepare_mimic(root: Location, limit: int | None = None) -> pl.DataFrame:
     study, study_error = whole_number("study_id")
     subject, subject_error = whole_number("subject_id")
     listed = records.with_columns(study.alias("_key"), subject.alias("_subject"))
-    frame = listed.join(
-        _measured(mm_csv), left_on=["_subject", "_key"], right_on=MM_KEYS, how="left"
+    by_key, by_study = _measured(mm_csv)
+    frame = listed.join(by_key, left_on=["_subject", "_key"], right_on=MM_KEYS, how="left").join(
+        by_study, left_on="_key", right_on="_study", how="left"
+    )
+    elsewhere = pl.when(pl.col("statements").is_null() & pl.col("_mm_subject").is_not_null()).then(
+        pl.format(
+            "machine_measurements.csv row {} files study_id {} under subject_id {}, "
+            "record_list.csv under {}",
+            pl.col("_mm_row"),
+            pl.col("_key"),
+            pl.col("_mm_subject"),
+            pl.col("_subject"),
+        )
     )
     first = pl.col(ROW).min().over("_key")
     repeated = pl.when(pl.col("_key").is_not_null() & (pl.col(ROW) != first)).then(
@@ -176,7 +195,7 @@ def prepare_mimic(root: Location, limit: int | None = None) -> pl.DataFrame:
                     ("duplicate_id", repeated),
                     ("invalid_text", pl.coalesce(INVALID_TEXT, "_mm_invalid")),
                     ("invalid_patient_id", subject_error),
-                    ("conflicting_measurements", pl.col("_mm_conflict")),
+                    ("conflicting_measurements", pl.coalesce("_mm_conflict", elsewhere)),
                 ]
             ),
         )

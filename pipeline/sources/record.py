@@ -89,10 +89,15 @@ def csv_bytes(location: Location) -> tuple[bool, bytes | None]:
     file's bytes for a URL, and :func:`mark_invalid_bytes` of them when they are not UTF-8."""
     if is_url(location):
         raw = read_bytes(location)
-        return (True, raw) if is_utf8([raw]) else (False, mark_invalid_bytes(raw))
-    if is_utf8(_chunks(location)):
+        if is_utf8([raw]):
+            return True, raw
+    elif is_utf8(_chunks(location)):
         return True, None
-    return False, mark_invalid_bytes(read_bytes(location))
+    else:
+        raw = read_bytes(location)
+    if raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        raise InputError(f"{location} is UTF-16 text (it starts with a UTF-16 mark): save as UTF-8")
+    return False, mark_invalid_bytes(raw)
 
 
 def mark_invalid_bytes(raw: bytes) -> bytes:
@@ -129,6 +134,12 @@ def _ragged_row(text: str, width: int) -> str | None:
     return None
 
 
+def _one_column(header: Sequence[str]) -> str:
+    """A hint when the header is one column holding another separator (``;``, tab, ``|``)."""
+    other = [sep for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0]]
+    return f" (the header is one column: is the file {other[0]!r}-separated?)" if other else ""
+
+
 def _parse(location: Location, data: bytes | None) -> pl.DataFrame:
     """Every column as text; InputError when the file is empty or does not parse as CSV."""
     try:
@@ -144,7 +155,7 @@ def _parse(location: Location, data: bytes | None) -> pl.DataFrame:
         header = next(csv.reader(io.StringIO(text)), [])
         said = str(exc).strip().splitlines()
         why = _ragged_row(text, len(header)) or (said[0] if said else type(exc).__name__)
-        raise InputError(f"{location} does not parse as CSV: {why}") from None
+        raise InputError(f"{location} does not parse as CSV: {why}{_one_column(header)}") from None
 
 
 def read_metadata_csv(
@@ -167,6 +178,7 @@ def read_metadata_csv(
     if missing:
         near = [h for h in frame.columns if h.strip().lower() in {m.lower() for m in missing}]
         hint = f" (the header has {', '.join(map(repr, near))})" if near else ""
+        hint = hint or _one_column(frame.columns)
         raise InputError(
             f"{location} lacks required column(s) {', '.join(map(repr, missing))}{hint}"
         )

@@ -8,7 +8,8 @@ Each case copies a clean input folder (the real PTB-XL sample; a MIMIC-IV-ECG fo
 CSV's data rows, every kept row equal to the clean build's row (except the cells the case
 changed on purpose), and that a rerun leaves shards, ledger and fingerprints byte-identical.
 File cases assert the one line the CLI prints (exit 2), the same ``InputError`` from
-``pipeline.build.build``, and that the output folder was not created.
+``pipeline.build.build`` raised before its plan step (fingerprints, units) runs, and that the output
+folder was not created.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ import pyarrow.parquet as pq
 import pytest
 import wfdb
 
-from pipeline.build import build
+from pipeline.build import Steps, build
 from pipeline.cli import main
 from pipeline.config import BuildConfig
 from pipeline.errors import InputError
 from pipeline.leads import canonical_order
+from pipeline.plan import make_plan
 from pipeline.sources.mimic import MimicLayoutRecord, write_mimic_layout
 from schemas import read_manifest
 
@@ -152,6 +154,15 @@ def blank_lines(name: str) -> Edit:
         replace_file(root / name, b"\n".join([*lines[:3], b"", commas, *lines[3:]]))
 
     return edit
+
+
+def semicolons(data: bytes) -> bytes:
+    """The CSV re-written with ``;`` between fields (as a German spreadsheet saves it)."""
+    buf = io.StringIO()
+    csv.writer(buf, delimiter=";", lineterminator="\n").writerows(
+        csv.reader(io.StringIO(data.decode("utf-8")))
+    )
+    return buf.getvalue().encode("utf-8")
 
 
 def ptbxl(ecg_id: str, /, **changes: str) -> Edit:
@@ -447,6 +458,32 @@ CASES = [
         for col in ("ecg_id", "patient_id", "scp_codes", "strat_fold", "filename_hr")
     ),
     Case(
+        "semicolon_separated",
+        P,
+        raw_edit(PTBXL_CSV, semicolons),
+        Refused(
+            "{file} does not parse as CSV: data row 1 has 5 fields, the header 1 "
+            "(the header is one column: is the file ';'-separated?)",
+            PTBXL_CSV,
+        ),
+    ),
+    Case(
+        "utf16_file",
+        P,
+        raw_edit(PTBXL_CSV, lambda b: b.decode("utf-8").encode("utf-16")),
+        Refused("{file} is UTF-16 text (it starts with a UTF-16 mark): save as UTF-8", PTBXL_CSV),
+    ),
+    Case(
+        "record_list_semicolon_separated",
+        M,
+        raw_edit(RECORD_LIST, lambda b: semicolons(b)),
+        Refused(
+            "{file} lacks required column(s) 'subject_id', 'study_id', 'path' "
+            "(the header is one column: is the file ';'-separated?)",
+            RECORD_LIST,
+        ),
+    ),
+    Case(
         "column_twice",
         P,
         table_edit(PTBXL_CSV, lambda h, rs: [h.__setitem__(h.index("nurse"), "ecg_id")]),
@@ -595,6 +632,21 @@ CASES = [
         M,
         table_edit(MEASUREMENTS, lambda h, rs: rs.pop(2)),
         rows(S3, **{f"r_{S3}": ("empty_report", "")}),
+    ),
+    Case(
+        "measurements_under_another_subject",
+        M,
+        measurements(S3, subject_id="10000032"),
+        rows(
+            S3,
+            **{
+                f"r_{S3}": (
+                    "conflicting_measurements",
+                    f"machine_measurements.csv row 3 files study_id {S3} under subject_id "
+                    "10000032, record_list.csv under 10000117",
+                )
+            },
+        ),
     ),
     Case(
         "measurement_keys_as_floats",
@@ -806,8 +858,14 @@ def test_unusable_files_are_one_line_before_any_work(case: Case, clean, tmp_path
     else:
         assert errors[0] == f"input error: {line}"
     assert "Traceback" not in text and not out.exists()
+    planned = []  # discovery refuses the inputs: no plan (fingerprints, units) is ever made
+
+    def plan(*args):
+        planned.append(args)
+        return make_plan(*args)
+
     cfg = BuildConfig(**{case.source: root}, out=out, workers=1)
     with pytest.raises(InputError) as raised:
-        build(cfg)
+        build(cfg, steps=Steps(plan=plan))
     assert f"input error: {raised.value}" == errors[0]
-    assert not out.exists()
+    assert not out.exists() and not planned
