@@ -10,14 +10,7 @@ implied bytes of each file and converts to millivolts, refusing uncalibrated sig
 none: ``uncalibrated``) unless the caller accepts ADC units, and converting µV and V to mV
 (another unit: ``units``). :func:`record_contents` gives the fingerprint the same bounded reads.
 
-Why a hand-written header parser: ``wfdb`` reads local headers as ASCII dropping every other byte
-(``µV`` becomes ``V``), replaces gain 0 and a missing gain by 200 (uncalibrated signals come out
-scaled, e.g. PTB-XL's every lead x5), treats every line after the record line as a signal line
-whatever ``n_sig`` says, parses a negative rate as a counter frequency (and then uses 250 Hz), and
-costs ~4 ms per record. The fields follow wfdb's grammar (``wfdb.io.header.rx_record`` and
-``rx_signal``; a missing rate is WFDB's 250 Hz) except where wfdb guesses: a missing signal length
-is 0 here (wfdb infers it from the file size), so a data file with samples is ``size_mismatch``.
-The samples of everything but plain format 16 are decoded by ``wfdb.rdrecord`` (digital values,
+Headers are parsed by :mod:`pipeline.wfdb_header` (why not by ``wfdb``: see there). The samples of everything but plain format 16 are decoded by ``wfdb.rdrecord`` (digital values,
 converted with the gains checked here; their checksums are checked too).
 
 Why a fast path: a plain format-16 record opened, checked and read with numpy costs ~0.18 ms
@@ -30,54 +23,32 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import NamedTuple
 
 import numpy as np
 
 from pipeline.errors import RecordRejected
 from pipeline.kernels import frames_to_leads
 from pipeline.storage import Location, is_url, join, name, parent
+from pipeline.wfdb_header import (
+    COMPRESSED_FORMATS,
+    FORMAT_BITS,
+    INVALID_SAMPLE,
+    MAX_HEADER_BYTES,
+    MV_PER_UNIT,
+    Header,
+    SignalSpec,
+    decode_header,
+    is_fast,
+    parse_header,
+    unreadable,
+)
 
 WFDB_NAN_16 = -32768  # format 16's "no sample" value; wfdb reads it as NaN
-MAX_HEADER_BYTES = 1 << 20  # a WFDB header is a few hundred bytes; more is not a header
-DEFAULT_FS = 250.0  # WFDB's sampling rate when the record line gives none
-
-# Bits per sample of the formats wfdb decodes (wfdb.io._signal.BYTES_PER_SAMPLE x 8), and each
-# format's "no sample" value (wfdb.io._signal.INVALID_SAMPLE_VALUE; format 8 has none).
-FORMAT_BITS = {
-    "8": 8,
-    "16": 16,
-    "24": 24,
-    "32": 32,
-    "61": 16,
-    "80": 8,
-    "160": 16,
-    "212": 12,
-    "310": 32 / 3,
-    "311": 32 / 3,
-}
-INVALID_SAMPLE = {
-    "80": -128,
-    "310": -512,
-    "311": -512,
-    "212": -2048,
-    "16": -32768,
-    "61": -32768,
-    "160": -32768,
-    "24": -8388608,
-    "32": -2147483648,
-}
-COMPRESSED_FORMATS = {"508", "516", "524"}  # FLAC: no size follows from the header
-MV_PER_UNIT = {"mV": 1.0, "mv": 1.0, "uV": 1e-3, "uv": 1e-3, "µV": 1e-3, "μV": 1e-3, "V": 1e3}
-
-_FORMAT_FIELD = re.compile(r"(\d+)(?:x(\d+))?(?::(\d+))?(?:\+(\d+))?")
-_GAIN_FIELD = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:\((-?\d+)\))?(?:/(.*))?")
 
 
 @dataclass(frozen=True)
@@ -87,36 +58,6 @@ class RawRecord:
     signal: np.ndarray
     leads: tuple[str, ...]
     fs: float
-
-
-class SignalSpec(NamedTuple):
-    """One signal line of a header (the fields the reader uses; a tuple: ~10x cheaper to make)."""
-
-    file_name: str
-    fmt: str
-    samps_per_frame: int = 1
-    skew: int = 0
-    byte_offset: int = 0
-    gain: float = 0.0  # 0: the header gives none or 0 (WFDB's "uncalibrated")
-    baseline: int = 0
-    units: str = "mV"
-    checksum: int | None = None
-    name: str = ""
-
-
-@dataclass(frozen=True)
-class Header:
-    """A parsed WFDB header: one segment (``signals``) or several (``segments``: name, length)."""
-
-    name: str
-    fs: float
-    sig_len: int
-    signals: tuple[SignalSpec, ...] = ()
-    segments: tuple[tuple[str, int], ...] | None = None
-
-    @property
-    def leads(self) -> tuple[str, ...]:
-        return tuple(s.name for s in self.signals)
 
 
 @dataclass(frozen=True)
@@ -265,114 +206,6 @@ def read_header_bytes(hea: Location) -> bytes:
     return raw
 
 
-def decode_header(raw: bytes) -> str:
-    """Header text: UTF-8, else Latin-1 (WFDB headers are ASCII; a stray ``µ`` is Latin-1's)."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
-
-
-# ---------------------------------------------------------------- header parsing
-
-
-def _unreadable(hea: str, detail: str) -> RecordRejected:
-    return RecordRejected("unreadable", f"{hea}: {detail}")
-
-
-def _parse_signal(line: str, hea: str, index: int) -> SignalSpec:
-    """One signal line (``file fmt[xspf][:skew][+offset] gain(baseline)/units res zero init
-    checksum block description``); fields after the format are optional, in order."""
-    tokens = line.split()
-    if len(tokens) < 2:
-        raise _unreadable(hea, f"signal line {index + 1} {line!r} has no format")
-    fmt = _FORMAT_FIELD.fullmatch(tokens[1])
-    if fmt is None:
-        raise _unreadable(hea, f"signal line {index + 1}: format field {tokens[1]!r}")
-    code, spf, skew, offset = fmt.groups()
-    gain, baseline, units = 0.0, None, "mV"
-    if len(tokens) > 2:
-        g = _GAIN_FIELD.fullmatch(tokens[2])
-        if g is None:
-            raise _unreadable(hea, f"signal line {index + 1}: gain field {tokens[2]!r}")
-        gain = float(g.group(1))
-        baseline = int(g.group(2)) if g.group(2) is not None else None
-        units = g.group(3) if g.group(3) else "mV"
-    try:
-        ints = [int(t) for t in tokens[3:7]]  # adc_res, adc_zero, init_value, checksum
-    except ValueError:
-        raise _unreadable(hea, f"signal line {index + 1}: {' '.join(tokens[3:7])!r}") from None
-    if baseline is None:  # wfdb: a missing baseline is the ADC zero
-        baseline = ints[1] if len(ints) > 1 else 0
-    return SignalSpec(
-        file_name=tokens[0],
-        fmt=code,
-        samps_per_frame=int(spf or 1),
-        skew=int(skew or 0),
-        byte_offset=int(offset or 0),
-        gain=gain,
-        baseline=baseline,
-        units=units,
-        checksum=ints[3] if len(ints) > 3 else None,
-        name=" ".join(tokens[8:]),
-    )
-
-
-def parse_header(text: str, hea: str = "header") -> Header:
-    """Parse a WFDB header (single- or multi-segment); ``unreadable`` with the reason otherwise.
-
-    ``hea`` names the file in rejection details.
-    """
-    lines = [ln.strip() for ln in text.splitlines()]
-    lines = [ln for ln in lines if ln and not ln.startswith("#")]
-    if not lines:
-        raise _unreadable(hea, "no record line")
-    rec = lines[0].split()
-    if len(rec) < 2:
-        raise _unreadable(hea, f"record line {lines[0]!r}")
-    record_name, _, n_seg_text = rec[0].partition("/")
-    try:
-        n_sig = int(rec[1])
-        n_seg = int(n_seg_text) if n_seg_text else None
-        fs = float(rec[2].split("/")[0]) if len(rec) > 2 else DEFAULT_FS
-        sig_len = int(rec[3]) if len(rec) > 3 else 0
-    except ValueError:
-        raise _unreadable(hea, f"record line {lines[0]!r}") from None
-    if not (math.isfinite(fs) and fs > 0):
-        raise RecordRejected("unreadable", f"sampling rate {fs}")
-    if n_sig < 0 or sig_len < 0 or (n_seg is not None and n_seg < 1):
-        raise _unreadable(hea, f"record line {lines[0]!r}")
-    body = lines[1:]
-    want = n_sig if n_seg is None else n_seg
-    if len(body) != want:
-        kind = "signals" if n_seg is None else "segments"
-        raise _unreadable(hea, f"the record line declares {want} {kind}; {len(body)} lines follow")
-    if n_seg is not None:
-        segments = []
-        for line in body:
-            parts = line.split()
-            if len(parts) != 2 or not parts[1].isdigit():
-                raise _unreadable(hea, f"segment line {line!r}")
-            segments.append((parts[0], int(parts[1])))
-        return Header(record_name, fs, sig_len, segments=tuple(segments))
-    signals = tuple(_parse_signal(line, hea, i) for i, line in enumerate(body))
-    return Header(record_name, fs, sig_len, signals=signals)
-
-
-def is_fast(header: Header) -> bool:
-    """True when numpy reads the record: one format-16 file, no offset, skew or extra samples."""
-    s = header.signals
-    return (
-        header.segments is None
-        and bool(s)
-        and len({x.file_name for x in s}) == 1
-        and all(
-            x.fmt == "16" and x.samps_per_frame == 1 and x.skew == 0 and x.byte_offset == 0
-            for x in s
-        )
-    )
-
-
 # ---------------------------------------------------------------- opening: every file checked
 
 
@@ -401,17 +234,17 @@ def expected_sizes(header: Header, hea: str) -> dict[str, tuple[int, int]]:
     by_file: dict[str, list[SignalSpec]] = {}
     for s in header.signals:
         if s.fmt in COMPRESSED_FORMATS:
-            raise _unreadable(hea, f"signal {s.name!r} is FLAC-compressed (format {s.fmt})")
+            raise unreadable(hea, f"signal {s.name!r} is FLAC-compressed (format {s.fmt})")
         if s.fmt not in FORMAT_BITS:
-            raise _unreadable(hea, f"signal {s.name!r} has unknown format {s.fmt}")
+            raise unreadable(hea, f"signal {s.name!r} has unknown format {s.fmt}")
         if s.file_name == "~":
-            raise _unreadable(hea, f"signal {s.name!r} has no data file ('~')")
+            raise unreadable(hea, f"signal {s.name!r} has no data file ('~')")
         by_file.setdefault(s.file_name, []).append(s)
     sizes = {}
     for file_name, specs in by_file.items():
         if len({s.fmt for s in specs}) > 1:
             fmts = sorted({s.fmt for s in specs})
-            raise _unreadable(hea, f"{file_name} holds signals of formats {fmts}")
+            raise unreadable(hea, f"{file_name} holds signals of formats {fmts}")
         lo, hi = _format_bytes(specs[0].fmt, header.sig_len * sum(s.samps_per_frame for s in specs))
         offset = specs[0].byte_offset  # wfdb reads every signal of a file at the first's offset
         sizes[file_name] = (lo + offset, hi + offset)
@@ -450,7 +283,7 @@ def _open_segments(record: Location, header: Header, raw: bytes) -> RecordFiles:
             continue
         seg = open_record(_named_file(record, seg_name, "segment"), nested=True)
         if seg.header.fs != header.fs or seg.header.sig_len != seg_len:
-            raise _unreadable(
+            raise unreadable(
                 hea,
                 f"segment {seg_name} has {seg.header.sig_len} samples at {seg.header.fs:g} Hz; "
                 f"the record says {seg_len} at {header.fs:g} Hz",
@@ -458,7 +291,7 @@ def _open_segments(record: Location, header: Header, raw: bytes) -> RecordFiles:
         segments.append(seg)
     total = sum(n for _, n in header.segments or ())
     if header.sig_len and total != header.sig_len:
-        raise _unreadable(hea, f"segments hold {total} samples; the record says {header.sig_len}")
+        raise unreadable(hea, f"segments hold {total} samples; the record says {header.sig_len}")
     present = [s for s in segments if s is not None]
     leads = present[0].leads if present else ()  # the layout segment's, or the first segment's
     for seg in present:
@@ -466,7 +299,7 @@ def _open_segments(record: Location, header: Header, raw: bytes) -> RecordFiles:
             raise RecordRejected("duplicate_leads", f"segment {seg.header.name}: {list(seg.leads)}")
         extra = sorted(set(seg.leads) - set(leads))
         if extra:
-            raise _unreadable(hea, f"segment {seg.header.name} has leads {extra} not in its layout")
+            raise unreadable(hea, f"segment {seg.header.name} has leads {extra} not in its layout")
     return RecordFiles(
         record,
         Header(header.name, header.fs, total, segments=header.segments),
@@ -486,7 +319,7 @@ def open_record(record: Location, nested: bool = False) -> RecordFiles:
             return RecordFiles(record, header, raw, leads=header.leads)  # a layout segment
         return _open_single(record, header, raw)
     if nested:
-        raise _unreadable(name(hea), "a segment is itself a multi-segment record")
+        raise unreadable(name(hea), "a segment is itself a multi-segment record")
     return _open_segments(record, header, raw)
 
 

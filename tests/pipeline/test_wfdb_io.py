@@ -10,7 +10,8 @@ import pytest
 import wfdb
 
 from pipeline.errors import RecordRejected
-from pipeline.wfdb_io import is_fast, parse_header, read_record, resolve_record
+from pipeline.wfdb_header import is_fast, parse_header
+from pipeline.wfdb_io import read_record, resolve_record
 
 REAL = [
     "records500/06000/06000_hr",
