@@ -49,6 +49,9 @@ def load_one(root: Location, row: dict, cfg: BuildConfig) -> Loaded:
         raise RecordRejected(
             "wrong_length", f"{duration:.2f} s, expected {cfg.signal.duration_s:g} s"
         )
+    too_slow = cfg.signal.rate_problem(files.header.fs)
+    if too_slow:
+        raise RecordRejected("rate_too_low", too_slow)
     raw: RawRecord = read_signal(files, accept_adc_units=cfg.signal.accept_adc_units)
     return Loaded(row, raw.signal[order], raw.fs)
 

@@ -154,6 +154,20 @@ class SignalConfig(_Strict):
             out["notch_hz"] = (self.notch_hz, "")
         return out
 
+    def rate_problem(self, fs: float) -> str | None:
+        """Why the filters cannot run on a record sampled at ``fs`` Hz (None when they can).
+
+        The config is checked against the sources' nominal rates; a record whose header gives
+        another rate is checked with this before it is read (and rejected, not crashed on).
+        """
+        for field, (hz, what) in self.cut_offs().items():
+            if hz >= fs / 2:
+                return (
+                    f"{fs:g} Hz: signal.{field} {what}{hz:g} Hz is not below its Nyquist "
+                    f"{fs / 2:g} Hz"
+                )
+        return None
+
     @property
     def n_samples(self) -> int:
         """Samples per lead in the output."""

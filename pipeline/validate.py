@@ -296,7 +296,8 @@ def check_rows(
             wrong = part.filter(pl.col(column) != want)
             if wrong.height:
                 problems.append(
-                    f"{entry.path}: {count(wrong.height, 'row')} with {column} {first(wrong, column)} "
+                    f"{entry.path}: {count(wrong.height, 'row')} with {column} "
+                    f"{first(wrong, column)} "
                     f"(first: {first(wrong)}), the manifest lists the shard as {want}"
                 )
         records = part["record_id"].n_unique()
@@ -363,7 +364,8 @@ def check_splits(manifest: Manifest, cfg: BuildConfig, rows: pl.DataFrame) -> li
         if wrong.height:
             row = wrong.row(0, named=True)
             problems.append(
-                f"{name}: {count(wrong.height, 'row')} with a split the {mode} rule does not give (first: "
+                f"{name}: {count(wrong.height, 'row')} with a split the {mode} rule does not "
+                "give (first: "
                 f"{row['id']} is {row['split']}, the rule gives {row['expected'] or 'none'})"
             )
         if mode != "meit":
@@ -450,7 +452,8 @@ def check_ledger(
     for key in sorted(set(counted) | set(said)):
         if counted.get(key, 0) != said.get(key, 0):
             problems.append(
-                f"{entry.path}: {count(counted.get(key, 0), key[0] + ' row')} with reason {key[1]}, "
+                f"{entry.path}: {count(counted.get(key, 0), key[0] + ' row')} "
+                f"with reason {key[1]}, "
                 f"counts say {said.get(key, 0)}"
             )
     kept = set(zip(rows["source"].to_list(), rows["record_id"].to_list()))
@@ -465,7 +468,8 @@ def check_ledger(
     twice = sorted(k for k, n in _counts(keys).items() if n > 1)
     if twice:
         problems.append(
-            f"{entry.path}: {count(len(twice), 'record')} rejected twice (first: {'/'.join(twice[0])})"
+            f"{entry.path}: {count(len(twice), 'record')} rejected twice "
+            f"(first: {'/'.join(twice[0])})"
         )
     rejected = set(zip(ledger["source"].to_list(), ledger["record_id"].to_list()))
     if complete:

@@ -7,13 +7,18 @@ exist afterwards. Valid settings at the edges of each bound are accepted (``ACCE
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
+import wfdb
 
+from pipeline.build import build_corpus
 from pipeline.cli import main
 from pipeline.conditioning import Loaded, condition
 from pipeline.config import BuildConfig, batch_memory_bytes, load_config
@@ -421,7 +426,8 @@ CASES = [
     Case(
         "task_weights_unknown",
         PTB + "text: {task_weights: {rythm: 1}}\n",
-        "config error: text.task_weights: unknown tasks ['rythm']; known: ['report_generation', 'rhythm', "
+        "config error: text.task_weights: unknown tasks ['rythm']; known: "
+        "['report_generation', 'rhythm', "
         "'diagnosis', 'heart_rate', 'intervals', 'axes']",
     ),
     Case(
@@ -585,3 +591,53 @@ def test_config_path_with_brackets_is_printed_as_it_is(tmp_path: Path, capsys):
             "'<stream end>' (while parsing a flow mapping at line 1)"
         ],
     )
+
+
+def digests(corpus: Path) -> dict[str, str]:
+    """sha256 of every shard and of the ledger."""
+    files = [*corpus.glob("*/*.parquet"), corpus / "rejections.parquet"]
+    return {
+        p.relative_to(corpus).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files
+    }
+
+
+def test_record_too_slow_for_the_filters_is_rejected_not_crashed(ptbxl_sample: Path, tmp_path):
+    """The config is checked against PTB-XL's nominal 500 Hz; a record whose header says 250 Hz
+    cannot take a 150 Hz band-pass edge: it is rejected with its rate (was a scipy traceback)."""
+    root = tmp_path / "ptbxl"
+    shutil.copytree(ptbxl_sample, root)
+    folder = root / "records500/06000"
+    rec = wfdb.rdrecord(str(folder / "06000_hr"))
+    wfdb.wrsamp(
+        "06000_hr",
+        fs=250,
+        units=rec.units,
+        sig_name=rec.sig_name,
+        p_signal=rec.p_signal[::2],
+        fmt=["16"] * 12,
+        adc_gain=[1000.0] * 12,
+        baseline=[0] * 12,
+        write_dir=str(folder),
+    )
+    settings = dict(ptbxl=root, workers=1, signal={"bandpass_hz": (0.5, 150)})
+    cfg = BuildConfig(out=tmp_path / "corpus", **settings)
+    build_corpus(cfg)
+    ledger = pq.read_table(tmp_path / "corpus/rejections.parquet").to_pylist()
+    assert [r for r in ledger if r["record_id"] == "6000"] == [
+        {
+            "source": "ptbxl",
+            "record_id": "6000",
+            "reason": "rate_too_low",
+            "detail": "250 Hz: signal.bandpass_hz high cut-off 150 Hz is not below its Nyquist "
+            "125 Hz",
+        }
+    ]
+    kept = {
+        i
+        for p in (tmp_path / "corpus").glob("ptbxl/*.parquet")
+        for i in pq.read_table(p)["id"].to_pylist()
+    }
+    assert kept == {f"ptbxl/{i}" for i in (6001, 6002, 6004, 6005, 6006, 6007, 6008)}
+    build_corpus(cfg)  # a rerun changes nothing and equals a clean build
+    build_corpus(BuildConfig(out=tmp_path / "clean", **settings))
+    assert digests(tmp_path / "corpus") == digests(tmp_path / "clean")

@@ -478,7 +478,8 @@ CASES = [
         "shard_renamed_to_another_split",
         _rename,
         [
-            "ptbxl/test-00001-of-00002.parquet: name does not match its entry (source ptbxl, split train)"
+            "ptbxl/test-00001-of-00002.parquet: name does not match its entry (source ptbxl, "
+            "split train)"
         ],
     ),
     Tamper(
