@@ -86,29 +86,30 @@ MEASURED_SCHEMA = {
     "_mm_invalid": pl.String,
     "_mm_conflict": pl.String,
 }
-STUDY_SCHEMA = {"_study": pl.Int64, "_mm_subject": pl.Int64, "_mm_row": pl.Int64}
+KEYS_SCHEMA = {"_subject": pl.Int64, "_study": pl.Int64, ROW: pl.Int64}
 
 
 def _measured(mm_csv: Location) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``machine_measurements.csv`` as one row per (subject_id, study_id): the statements, the
     measurements as JSON, and why the row cannot be used (invalid UTF-8 in a cell the build reads;
     rows of one key that disagree). Identical repeats of a row count once; rows whose keys are not
-    whole numbers describe no record and are left out. Second: each study's first row and its
-    subject (to name a study filed under another subject than in ``record_list.csv``)."""
+    whole numbers describe no record and are left out. Second: every row's keys and row number
+    (to name a study filed under another subject than in ``record_list.csv``)."""
     if not exists(mm_csv):
-        return pl.DataFrame(schema=MEASURED_SCHEMA), pl.DataFrame(schema=STUDY_SCHEMA)
+        return pl.DataFrame(schema=MEASURED_SCHEMA), pl.DataFrame(schema=KEYS_SCHEMA)
     mm = read_metadata_csv(mm_csv, MEASUREMENTS_REQUIRED, MEASUREMENTS_OPTIONAL, need_rows=False)
     subject, _ = whole_number("subject_id")
     study, _ = whole_number("study_id")
     mm = mm.with_columns(subject.alias("_subject"), study.alias("_study")).drop_nulls(MM_KEYS)
-    by_study = mm.group_by("_study").agg(
-        pl.col("_subject").sort_by(ROW).first().alias("_mm_subject"),
-        pl.col(ROW).min().alias("_mm_row"),
-    )
     used = [c for c in (*MEASUREMENTS_REQUIRED[2:], *MEASUREMENTS_OPTIONAL) if c in mm.columns]
-    distinct = mm.unique(subset=[*MM_KEYS, *used], keep="first", maintain_order=True)
-    versions = distinct.group_by(MM_KEYS).agg(pl.col(ROW).sort().alias("_rows"))
-    mm = distinct.unique(subset=MM_KEYS, keep="first", maintain_order=True).join(
+    repeats = mm.filter(pl.struct(MM_KEYS).is_duplicated())  # usually none: compare only those
+    versions = (
+        repeats.unique(subset=[*MM_KEYS, *used], keep="first", maintain_order=True)
+        .group_by(MM_KEYS)
+        .agg(pl.col(ROW).sort().alias("_rows"))
+    )
+    keys = mm.select(*MM_KEYS, ROW)
+    mm = mm.unique(subset=MM_KEYS, keep="first", maintain_order=True).join(
         versions, on=MM_KEYS, how="left"
     )
     conflict = pl.when(pl.col("_rows").list.len() > 1).then(
@@ -132,7 +133,7 @@ def _measured(mm_csv: Location) -> tuple[pl.DataFrame, pl.DataFrame]:
         pl.col(INVALID_TEXT).alias("_mm_invalid"),
         conflict.alias("_mm_conflict"),
     )
-    return by_key, by_study
+    return by_key, keys
 
 
 def prepare_mimic(root: Location, limit: int | None = None) -> pl.DataFrame:
@@ -153,10 +154,16 @@ def prepare_mimic(root: Location, limit: int | None = None) -> pl.DataFrame:
     study, study_error = whole_number("study_id")
     subject, subject_error = whole_number("subject_id")
     listed = records.with_columns(study.alias("_key"), subject.alias("_subject"))
-    by_key, by_study = _measured(mm_csv)
-    frame = listed.join(by_key, left_on=["_subject", "_key"], right_on=MM_KEYS, how="left").join(
-        by_study, left_on="_key", right_on="_study", how="left"
+    by_key, keys = _measured(mm_csv)
+    frame = listed.join(by_key, left_on=["_subject", "_key"], right_on=MM_KEYS, how="left")
+    unmatched = frame.filter(pl.col("statements").is_null()).select(pl.col("_key").alias("_study"))
+    elsewhere_rows = (
+        keys.join(unmatched, on="_study", how="semi")
+        .sort(ROW)
+        .group_by("_study")
+        .agg(pl.col("_subject").first().alias("_mm_subject"), pl.col(ROW).first().alias("_mm_row"))
     )
+    frame = frame.join(elsewhere_rows, left_on="_key", right_on="_study", how="left")
     elsewhere = pl.when(pl.col("statements").is_null() & pl.col("_mm_subject").is_not_null()).then(
         pl.format(
             "machine_measurements.csv row {} files study_id {} under subject_id {}, "

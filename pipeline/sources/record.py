@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator, Sequence
 
 import polars as pl
@@ -103,8 +104,11 @@ def csv_bytes(location: Location) -> tuple[bool, bytes | None]:
 def mark_invalid_bytes(raw: bytes) -> bytes:
     """``raw`` as valid UTF-8 in which each invalid byte ``b`` became ``U+10FF00 + b``."""
     escaped = raw.decode("utf-8", errors="surrogateescape")  # byte b -> U+DC00 + b
-    table = {0xDC00 + b: INVALID_BYTE_BASE + b for b in range(0x80, 0x100)}
-    return escaped.translate(table).encode("utf-8")
+    # re.sub, not str.translate: 0.6 s instead of 4.7 s on a 147 MB file with one bad byte
+    marked = re.sub(
+        "[\udc80-\udcff]", lambda m: chr(ord(m[0]) - 0xDC00 + INVALID_BYTE_BASE), escaped
+    )
+    return marked.encode("utf-8")
 
 
 def readable(text: str) -> str:
@@ -194,14 +198,14 @@ def read_metadata_csv(
         return frame.with_columns(pl.lit(None, pl.String).alias(INVALID_TEXT))
     marks = [pl.when(pl.col(c).str.contains(INVALID_BYTE_PATTERN)).then(pl.lit(c)) for c in checked]
     frame = frame.with_columns(pl.coalesce(marks).alias(INVALID_TEXT))
+    bad = frame.filter(pl.col(INVALID_TEXT).is_not_null()).select(ROW, INVALID_TEXT, *checked)
     file = name(location)
     details = [
-        None
-        if r[INVALID_TEXT] is None
-        else f"{file} row {r[ROW]}: {r[INVALID_TEXT]} holds invalid UTF-8 {show(r[r[INVALID_TEXT]])}"
-        for r in frame.select(ROW, INVALID_TEXT, *checked).iter_rows(named=True)
+        f"{file} row {r[ROW]}: {r[INVALID_TEXT]} holds invalid UTF-8 {show(r[r[INVALID_TEXT]])}"
+        for r in bad.iter_rows(named=True)
     ]
-    return frame.with_columns(pl.Series(INVALID_TEXT, details, dtype=pl.String))
+    said = pl.col(ROW).replace_strict(bad[ROW], details, default=None, return_dtype=pl.String)
+    return frame.with_columns(said.alias(INVALID_TEXT))
 
 
 # ---------------------------------------------------------------- validating cells
