@@ -58,11 +58,6 @@ CHUNK = 1 << 24  # bytes per read when checking a local file's encoding
 MAX_SHOWN = 120  # characters of a value shown in a rejection's detail
 
 
-def empty_record_frame() -> pl.DataFrame:
-    """A record frame with no rows."""
-    return pl.DataFrame(schema=RECORD_SCHEMA)
-
-
 # ---------------------------------------------------------------- reading a CSV
 
 
