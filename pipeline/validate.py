@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -55,8 +56,6 @@ ROW_COLUMNS = [
 ]
 NORMALISATION_SAMPLE = 8
 """Rows per shard whose ``ecg`` is checked against ``signal.normalise`` (decoding is the cost)."""
-DUPLICATE_ID = "duplicate_id"
-"""Ledger reason of a metadata row repeating a kept record's id (its id is in the corpus)."""
 SHARD_NAME = re.compile(r"^(?P<source>[^/]+)/(?P<split>[^/-]+)-\d{5}-of-\d{5}\.parquet$")
 
 
@@ -457,31 +456,23 @@ def check_ledger(
                 f"counts say {said.get(key, 0)}"
             )
     kept = set(zip(rows["source"].to_list(), rows["record_id"].to_list()))
-    plain = ledger.filter(pl.col("reason") != DUPLICATE_ID)
-    keys = list(zip(plain["source"].to_list(), plain["record_id"].to_list()))
+    # A repeated metadata row is rejected under its own id (``<id>#row<N>``), never a kept one.
+    keys = list(zip(ledger["source"].to_list(), ledger["record_id"].to_list()))
     both = sorted(k for k in set(keys) if k in kept)
     if both:
         problems.append(
             f"{entry.path}: {count(len(both), 'rejected record')} also in the corpus "
             f"(first: {'/'.join(both[0])})"
         )
-    twice = sorted(k for k, n in _counts(keys).items() if n > 1)
+    twice = sorted(k for k, n in Counter(keys).items() if n > 1)
     if twice:
         problems.append(
             f"{entry.path}: {count(len(twice), 'record')} rejected twice "
             f"(first: {'/'.join(twice[0])})"
         )
-    rejected = set(zip(ledger["source"].to_list(), ledger["record_id"].to_list()))
     if complete:
-        problems += check_fingerprints(corpus, manifest, kept | rejected, verified)
+        problems += check_fingerprints(corpus, manifest, kept | set(keys), verified)
     return problems
-
-
-def _counts(keys: Iterable[tuple[str, str]]) -> Mapping[tuple[str, str], int]:
-    out: dict[tuple[str, str], int] = {}
-    for k in keys:
-        out[k] = out.get(k, 0) + 1
-    return out
 
 
 def check_fingerprints(

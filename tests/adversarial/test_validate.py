@@ -603,12 +603,3 @@ def test_untouched_copy_is_valid(built: Path, tmp_path: Path, capsys):
     assert validate_corpus(tmp_path / "corpus") == []
     assert main(["validate", str(tmp_path / "corpus")]) == 0
     assert capsys.readouterr().out.splitlines() == [f"✓ {tmp_path / 'corpus'} is valid"]
-
-
-def test_a_duplicate_id_rejection_may_share_its_id_with_a_kept_row(built: Path, tmp_path: Path):
-    """A metadata row repeating a kept record's id is rejected as ``duplicate_id`` under that id:
-    the ledger then shares the id with the corpus, legitimately (seen counts it once more)."""
-    corpus = tmp_path / "corpus"
-    shutil.copytree(built, corpus)
-    add_rejection(corpus, "ptbxl", "6001", "duplicate_id", count=True)
-    assert validate_corpus(corpus) == []
