@@ -26,7 +26,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from pipeline.build import BuildOutcome, Steps, build
-from pipeline.config import BuildConfig, load_config
+from pipeline.config import BuildConfig
+from pipeline.config_file import load_config
 from pipeline.execute import process_unit, run_units
 from pipeline.finalise import finalise, validate_corpus
 from pipeline.plan import Plan, discover, make_plan

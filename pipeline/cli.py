@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from pipeline.build import CorpusInvalid, build_corpus
-from pipeline.config import BuildConfig, config_error_line, load_config
+from pipeline.config import BuildConfig
+from pipeline.config_file import config_error_line, load_config
 from pipeline.errors import InputError
 from pipeline.finalise import validate_corpus
 from pipeline.shards import WriteFailed

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -447,88 +446,3 @@ def batch_memory_bytes(cfg: BuildConfig) -> int:
     """Estimated peak bytes of conditioning one batch: records x 12 leads x samples x 8 bytes
     (float64) x :data:`BATCH_MEMORY_FACTOR`, samples at the larger of source and output rate."""
     return cfg.batch_size * len(CANONICAL_LEADS) * cfg.batch_samples() * 8 * BATCH_MEMORY_FACTOR
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last
-    one silently, so ``fs: 500`` ... ``fs: 250`` would build at 250 Hz without a word)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        first: dict = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            try:
-                line = first.setdefault(key, key_node.start_mark.line)
-            except TypeError:  # an unhashable key: SafeLoader says so itself
-                continue
-            if line != key_node.start_mark.line:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"duplicate key {key!r} (first at line {line + 1})",
-                    key_node.start_mark,
-                )
-        return super().construct_mapping(node, deep=deep)
-
-
-def read_yaml(path: Path) -> object:
-    """A YAML file's content; ``ValueError`` with one line (file, line and column) when it cannot
-    be read, is not UTF-8 or is not valid YAML."""
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise ValueError(f"{path}: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(
-            f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
-        ) from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        context = ""
-        if exc.context and exc.context_mark:
-            context = f" ({exc.context} at line {exc.context_mark.line + 1})"
-        raise ValueError(f"{where}: YAML syntax error: {exc.problem}{context}") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: YAML error: {exc}") from None
-
-
-def load_config(path: Path | None, **overrides: object) -> BuildConfig:
-    """Read a YAML config (or none) and apply non-None command-line overrides on top."""
-    data: dict = {}
-    if path is not None:
-        loaded = read_yaml(path)
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ValueError(
-                f"{path}: the config must be a mapping of settings, not a {type(loaded).__name__}"
-            )
-        data.update(loaded)
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return BuildConfig.model_validate(data)
-
-
-def config_error_line(exc: Exception) -> str:
-    """One readable line for a config problem (pydantic errors joined, others as they are)."""
-    from pydantic import ValidationError
-
-    if isinstance(exc, ValidationError):
-        parts = []
-        for err in exc.errors():
-            where = ".".join(str(x) for x in err["loc"])
-            msg = (
-                "unknown key"
-                if err["type"] == "extra_forbidden"
-                else err["msg"].removeprefix("Value error, ")
-            )
-            # Whole-config checks (no location) name their settings themselves.
-            parts.append(f"{where}: {msg}" if where else msg)
-        return "; ".join(parts)
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
-    return " ".join(str(exc).split())

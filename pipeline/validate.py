@@ -18,18 +18,23 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from pipeline.config import BuildConfig, config_error_line, config_hash
-from pipeline.sources import registry
-from pipeline.splits import fold_split, hash_split, split_mode
+from pipeline.config import BuildConfig, config_hash
+from pipeline.config_file import config_error_line
+from pipeline.validate_rows import (
+    check_normalisation,
+    check_rows,
+    check_splits,
+    count,
+    expected_split_mode,
+    read_rows,
+)
 from schemas import (
     CANONICAL_LEADS,
     MANIFEST,
@@ -37,25 +42,11 @@ from schemas import (
     Manifest,
     check_schema_version,
     corpus_schema,
-    decode_ecg,
     read_manifest,
     rejection_schema,
     sha256_file,
 )
 
-ROW_COLUMNS = [
-    "id",
-    "source",
-    "record_id",
-    "example",
-    "task",
-    "patient_id",
-    "split",
-    "fs",
-    "strat_fold",
-]
-NORMALISATION_SAMPLE = 8
-"""Rows per shard whose ``ecg`` is checked against ``signal.normalise`` (decoding is the cost)."""
 SHARD_NAME = re.compile(r"^(?P<source>[^/]+)/(?P<split>[^/-]+)-\d{5}-of-\d{5}\.parquet$")
 
 
@@ -138,15 +129,6 @@ def check_config(manifest: Manifest) -> tuple[BuildConfig | None, list[str]]:
                 f"{MANIFEST}: splits.{name}.mode is {audit.mode}, its config gives {expected}"
             )
     return cfg, problems
-
-
-def expected_split_mode(source: str, cfg: BuildConfig, manifest: Manifest) -> str | None:
-    """How ``source`` is split under ``cfg`` (None for an unknown source without an audit)."""
-    known = registry()
-    if source in known:
-        return split_mode(known[source].split_rule, cfg.split)
-    audit = manifest.splits.get(source)
-    return audit.mode if audit is not None else None
 
 
 # ---------------------------------------------------------------- files
@@ -246,184 +228,6 @@ def unlisted_files(corpus: Path, manifest: Manifest) -> list[str]:
         for rel in sorted(p.relative_to(corpus).as_posix() for p in on_disk if p.is_file())
         if rel not in listed
     ]
-
-
-# ---------------------------------------------------------------- rows
-
-
-def read_rows(
-    corpus: Path, files: Iterable[FileEntry], verified: set[str]
-) -> tuple[pl.DataFrame, set[str], list[str]]:
-    """The small columns of every verified shard's rows (the shard's path in ``file``), the
-    shards read, and the problems reading them."""
-    frames, read, problems = [], set(), []
-    for entry in files:
-        if entry.path not in verified:
-            continue
-        try:
-            table = pq.read_table(corpus / entry.path, columns=ROW_COLUMNS)
-        except (OSError, pa.ArrowException) as exc:
-            problems.append(f"{entry.path}: rows not readable ({type(exc).__name__})")
-            continue
-        read.add(entry.path)
-        frames.append(pl.from_arrow(table).with_columns(file=pl.lit(entry.path)))
-    schema = {c: pl.String for c in [*ROW_COLUMNS, "file"]}
-    schema.update(example=pl.Int32, fs=pl.Int32, strat_fold=pl.Int32)
-    frames = [f.cast(schema) for f in frames]  # an empty shard's columns come back as nulls
-    return pl.concat([pl.DataFrame(schema=schema), *frames]), read, problems
-
-
-def first(frame: pl.DataFrame, column: str = "id") -> str:
-    return str(frame[column][0])
-
-
-def count(n: int, noun: str) -> str:
-    """``1 row``, ``2 rows``."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def check_rows(
-    manifest: Manifest, rows: pl.DataFrame, blind: set[tuple[str | None, str | None]]
-) -> list[str]:
-    """Per shard: source, split, records and fs; over the corpus: unique, well-formed ids and
-    records per (source, split) against the counts (except the ``blind`` pairs)."""
-    problems = []
-    entries = {f.path: f for f in manifest.files}
-    for path, part in rows.group_by("file", maintain_order=True):
-        entry = entries[path[0]]
-        for column, want in (("source", entry.source), ("split", entry.split)):
-            wrong = part.filter(pl.col(column) != want)
-            if wrong.height:
-                problems.append(
-                    f"{entry.path}: {count(wrong.height, 'row')} with {column} "
-                    f"{first(wrong, column)} "
-                    f"(first: {first(wrong)}), the manifest lists the shard as {want}"
-                )
-        records = part["record_id"].n_unique()
-        if entry.records is not None and records != entry.records:
-            problems.append(f"{entry.path}: {records} records, manifest says {entry.records}")
-        wrong = part.filter(pl.col("fs") != manifest.fs)
-        if wrong.height:
-            problems.append(
-                f"{entry.path}: {count(wrong.height, 'row')} with fs {first(wrong, 'fs')}, "
-                f"manifest says {manifest.fs}"
-            )
-    expected_id = (
-        pl.when(pl.col("example") == 0)
-        .then(pl.concat_str("source", pl.lit("/"), "record_id"))
-        .otherwise(pl.concat_str("source", pl.lit("/"), "record_id", pl.lit("/"), "task"))
-    )
-    wrong = rows.filter(pl.col("id") != expected_id)
-    if wrong.height:
-        problems.append(
-            f"{count(wrong.height, 'row id')} not of the form <source>/<record_id>[/<task>] "
-            f"(first: {first(wrong)})"
-        )
-    repeated = rows.group_by("id").agg(pl.len().alias("n"), pl.col("file")).filter(pl.col("n") > 1)
-    if repeated.height:
-        one = repeated.sort("id").row(0, named=True)
-        problems.append(
-            f"{count(repeated.height, 'id')} not unique (first: {one['id']}, {one['n']} rows in "
-            f"{', '.join(sorted(set(one['file'])))})"
-        )
-    per_split = rows.group_by("source", "split").agg(pl.col("record_id").n_unique().alias("n"))
-    held = {(r["source"], r["split"]): r["n"] for r in per_split.iter_rows(named=True)}
-    for name, c in sorted(manifest.counts.items()):
-        for split in sorted(set(c.kept) | {s for (src, s) in held if src == name}):
-            n, said = held.get((name, split), 0), c.kept.get(split, 0)
-            if n != said and (name, split) not in blind:
-                problems.append(f"{name}/{split}: shards hold {n} records, counts say {said}")
-    return problems
-
-
-def expected_splits(mode: str, cfg: BuildConfig, frame: pl.DataFrame) -> list[str | None]:
-    """The split the rule ``mode`` gives each row of ``frame`` (hashes computed once per key)."""
-    s = cfg.split
-    if mode == "folds":
-        return [fold_split(f, s.ptbxl_folds) for f in frame["strat_fold"].to_list()]
-    if mode == "meit":
-        column, fractions = "record_id", s.meit_fractions
-    else:
-        column, fractions = "patient_id", s.hash_fractions
-    keys = frame[column].to_list()
-    rule = {k: hash_split(k, fractions, s.seed) for k in set(keys)}
-    return [rule[k] for k in keys]
-
-
-def check_splits(manifest: Manifest, cfg: BuildConfig, rows: pl.DataFrame) -> list[str]:
-    """Every row's split label against its source's split rule under the manifest's config, and
-    no patient in two splits unless the rule is MEIT's record-level one."""
-    problems = []
-    for (name,), part in rows.group_by("source", maintain_order=True):
-        mode = expected_split_mode(name, cfg, manifest)
-        if mode is None:
-            continue
-        part = part.with_columns(expected=pl.Series(expected_splits(mode, cfg, part)))
-        wrong = part.filter(pl.col("split") != pl.col("expected").fill_null("none"))
-        if wrong.height:
-            row = wrong.row(0, named=True)
-            problems.append(
-                f"{name}: {count(wrong.height, 'row')} with a split the {mode} rule does not "
-                "give (first: "
-                f"{row['id']} is {row['split']}, the rule gives {row['expected'] or 'none'})"
-            )
-        if mode != "meit":
-            leaking = part.group_by("patient_id").agg(pl.col("split").n_unique().alias("n"))
-            n = int((leaking["n"] > 1).sum())
-            if n:
-                problems.append(f"{name}: {count(n, 'patient')} in more than one split")
-    return problems
-
-
-def looks_zscored(ecg: np.ndarray) -> np.ndarray:
-    """Per record: every lead has mean ~0 and standard deviation ~1 (or is constant 0)."""
-    x = ecg.astype(np.float64)
-    mean, std = x.mean(axis=-1), x.std(axis=-1)
-    ok = (np.abs(mean) < 0.02) & ((np.abs(std - 1) < 0.02) | (np.abs(x).max(axis=-1) == 0))
-    return ok.all(axis=-1)
-
-
-def looks_min_max(ecg: np.ndarray) -> np.ndarray:
-    """Per record: values span exactly [0, 1] over all leads (MEIT's min-max), or are all 0."""
-    x = ecg.astype(np.float64).reshape(len(ecg), -1)
-    lo, hi = x.min(axis=-1), x.max(axis=-1)
-    return (lo == 0) & ((hi == 1) | (hi == 0))
-
-
-def check_normalisation(
-    corpus: Path, manifest: Manifest, cfg: BuildConfig, verified: set[str]
-) -> list[str]:
-    """The first rows of each shard are normalised as ``signal.normalise`` says: z-scored leads
-    for ``zscore``, [0, 1] records for ``meit``, neither (on every sampled row) for ``none``."""
-    mode = cfg.signal.normalise
-    problems = []
-    for entry in manifest.files:
-        if entry.path not in verified:
-            continue
-        try:
-            batch = next(
-                pq.ParquetFile(corpus / entry.path).iter_batches(
-                    batch_size=NORMALISATION_SAMPLE, columns=["id", "ecg"]
-                ),
-                None,
-            )
-        except (OSError, pa.ArrowException):
-            continue  # reported by read_rows
-        if batch is None or batch.num_rows == 0:
-            continue
-        ecg = decode_ecg(batch.column("ecg"))
-        z, m = looks_zscored(ecg), looks_min_max(ecg)
-        ok = {"zscore": z, "meit": m}.get(mode)
-        if ok is None:  # "none": raw millivolts are never all z-scored or all in [0, 1]
-            bad = z.all() or m.all()
-            ok = np.full(len(ecg), not bad)
-        if not ok.all():
-            idx = int(np.flatnonzero(~ok)[0])
-            problems.append(
-                f"{entry.path}: rows are not normalised as signal.normalise {mode} says "
-                f"(first: {batch.column('id')[idx].as_py()})"
-            )
-    return problems
 
 
 # ---------------------------------------------------------------- ledger, fingerprints, jsonl

@@ -21,7 +21,8 @@ import wfdb
 from pipeline.build import build_corpus
 from pipeline.cli import main
 from pipeline.conditioning import Loaded, condition
-from pipeline.config import BuildConfig, batch_memory_bytes, load_config
+from pipeline.config import BuildConfig, batch_memory_bytes
+from pipeline.config_file import load_config
 
 PTB = "ptbxl: {ptbxl}\n"
 
