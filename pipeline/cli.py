@@ -55,7 +55,10 @@ def _build(args: argparse.Namespace, console: Console) -> int:
         )
         return 2
     if not cfg.inputs():
-        console.print(f"No input given: building the SYNTHETIC demo (inputs in ./{DEMO_INPUTS}).")
+        console.print(
+            f"No input given: building the SYNTHETIC demo (inputs in ./{DEMO_INPUTS}).",
+            soft_wrap=True,
+        )
         from pipeline.demo import with_demo_inputs
 
         cfg = with_demo_inputs(cfg, DEMO_INPUTS)
@@ -87,7 +90,9 @@ def _validate(args: argparse.Namespace, console: Console) -> int:
     for p in problems:
         console.print(f"[red]✗[/red] {escape(p)}", highlight=False, soft_wrap=True)
     if not problems:
-        console.print(f"[green]✓[/green] {args.corpus} is valid")
+        console.print(
+            f"[green]✓[/green] {escape(str(args.corpus))} is valid", highlight=False, soft_wrap=True
+        )
     return 1 if problems else 0
 
 
@@ -98,7 +103,7 @@ def _inspect(args: argparse.Namespace, console: Console) -> int:
     console.print_json(json.dumps(corpus_stats(args.corpus, manifest)))
     row = find_row(args.corpus, manifest, args.id)
     png = plot_row(row, args.png or Path(row["id"].replace("/", "_") + ".png"))
-    console.print(f"{row['id']}: {png}")
+    console.print(f"{row['id']}: {png}", highlight=False, soft_wrap=True)
     return 0
 
 
