@@ -10,7 +10,6 @@ make a write fail by hand and run anywhere.
 from __future__ import annotations
 
 import errno
-import hashlib
 import math
 import os
 import re
@@ -22,40 +21,17 @@ from pathlib import Path
 import pytest
 
 from pipeline import shards
-from pipeline.cli import main
 from pipeline.finalise import validate_corpus
+from tests.adversarial.conftest import TEST, TRAIN, build_args, corpus_bytes
+from tests.adversarial.conftest import run_cli as run_build
 
-TRAIN = "ptbxl/train-00000-of-00001.parquet"
-TEST = "ptbxl/test-00000-of-00001.parquet"
 PAGE = 4096
 UNITS = {".build.lock", TRAIN, f"_build/{TRAIN}.json", TEST, f"_build/{TEST}.json"}
 SIZE = r"([\d.]+) (B|KiB|MiB|GiB)"
 
 
-def build_args(ptbxl: Path, out: Path, workers: int = 1) -> list[str]:
-    return ["build", "--ptbxl", str(ptbxl), "--out", str(out), "--workers", str(workers)]
-
-
-def run_build(args: list[str], capsys) -> tuple[int, str]:
-    capsys.readouterr()
-    code = main(args)
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.out + captured.err
-    return code, captured.out.strip().splitlines()[-1]
-
-
 def files(out: Path) -> set[str]:
     return {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-
-
-def corpus_bytes(out: Path) -> dict[str, str]:
-    paths = sorted(out.glob("ptbxl/*.parquet")) + [
-        out / "rejections.parquet",
-        out / "fingerprints.parquet",
-    ]
-    return {
-        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths
-    }
 
 
 def in_bytes(number: str, unit: str) -> float:
@@ -64,20 +40,6 @@ def in_bytes(number: str, unit: str) -> float:
 
 def pages(path: Path) -> int:
     return math.ceil(path.stat().st_size / PAGE)
-
-
-@pytest.fixture(scope="module")
-def ptbxl(ptbxl_sample: Path, tmp_path_factory) -> Path:
-    dst = tmp_path_factory.mktemp("inputs") / "ptbxl"
-    shutil.copytree(ptbxl_sample, dst)
-    return dst
-
-
-@pytest.fixture(scope="module")
-def reference(ptbxl: Path, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("reference") / "corpus"
-    assert main(build_args(ptbxl, out)) == 0
-    return out
 
 
 def rerun_equals_clean(args: list[str], out: Path, reference: Path, capsys) -> None:

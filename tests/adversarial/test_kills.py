@@ -9,7 +9,6 @@ steps, wrapped); the rerun is ``meit-corpus build`` through :func:`pipeline.cli.
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import re
 import shutil
@@ -23,10 +22,9 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.finalise import validate_corpus
+from tests.adversarial.conftest import TEST, TRAIN, build_args, corpus_bytes
 from tests.conftest import REPO, need_module
 
-TRAIN = "ptbxl/train-00000-of-00001.parquet"
-TEST = "ptbxl/test-00000-of-00001.parquet"
 RECORDS = {f"_build/{TRAIN}.json", f"_build/{TEST}.json"}
 LOCKS = {".build.lock", ".build.pid"}
 
@@ -94,27 +92,12 @@ LEFT = {
 }
 
 
-def build_args(ptbxl: Path, out: Path, workers: int = 1) -> list[str]:
-    return ["build", "--ptbxl", str(ptbxl), "--out", str(out), "--workers", str(workers)]
-
-
 def files(out: Path) -> set[str]:
     """Every file under ``out``, a temp file's pid replaced by PID."""
     return {
         re.sub(r"\.tmp-\d+$", ".tmp-PID", p.relative_to(out).as_posix())
         for p in out.rglob("*")
         if p.is_file()
-    }
-
-
-def corpus_bytes(out: Path) -> dict[str, str]:
-    """sha256 of the shards, the ledger and the fingerprints: what a rerun must reproduce."""
-    paths = sorted(out.glob("ptbxl/*.parquet")) + [
-        out / "rejections.parquet",
-        out / "fingerprints.parquet",
-    ]
-    return {
-        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths
     }
 
 
@@ -129,20 +112,6 @@ def rerun_equals_clean(ptbxl: Path, out: Path, reference: Path, capsys) -> None:
     assert not [f for f in files(out) if f.endswith(".tmp-PID") or f.endswith(".build.pid")]
     assert corpus_bytes(out) == corpus_bytes(reference)
     assert validate_corpus(out) == []
-
-
-@pytest.fixture(scope="module")
-def ptbxl(ptbxl_sample: Path, tmp_path_factory) -> Path:
-    dst = tmp_path_factory.mktemp("inputs") / "ptbxl"
-    shutil.copytree(ptbxl_sample, dst)
-    return dst
-
-
-@pytest.fixture(scope="module")
-def reference(ptbxl: Path, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("reference") / "corpus"
-    assert main(build_args(ptbxl, out)) == 0
-    return out
 
 
 @pytest.mark.parametrize("moment", sorted(LEFT))

@@ -21,12 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
 from pipeline.finalise import remove_stale, validate_corpus
+from tests.adversarial.conftest import TEST, TRAIN, build_args, corpus_bytes, run_cli
 from tests.conftest import REPO
 
-TRAIN = "ptbxl/train-00000-of-00001.parquet"
-TEST = "ptbxl/test-00000-of-00001.parquet"
 LOCK = ".build.lock"
 APART = "write the corpus to a folder apart from its inputs"
 
@@ -34,17 +32,9 @@ APART = "write the corpus to a folder apart from its inputs"
 # ---------------------------------------------------------------- helpers
 
 
-def build_args(ptbxl: Path, out: Path) -> list[str]:
-    return ["build", "--ptbxl", str(ptbxl), "--out", str(out), "--workers", "1"]
-
-
 def run_build(ptbxl: Path, out: Path, capsys) -> tuple[int, str]:
     """Exit code and last printed line of ``meit-corpus build`` (no traceback allowed)."""
-    capsys.readouterr()
-    code = main(build_args(ptbxl, out))
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.out + captured.err
-    return code, captured.out.strip().splitlines()[-1]
+    return run_cli(build_args(ptbxl, out), capsys)
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -56,39 +46,11 @@ def tree(root: Path) -> dict[str, str]:
     }
 
 
-def corpus_bytes(out: Path) -> dict[str, str]:
-    """sha256 of the shards, the ledger and the fingerprints: what a rerun must reproduce."""
-    paths = sorted(out.glob("ptbxl/*.parquet")) + [
-        out / "rejections.parquet",
-        out / "fingerprints.parquet",
-    ]
-    return {
-        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths
-    }
-
-
 def temps(out: Path) -> list[str]:
     """Writers' temp files (``.<name>.tmp-<pid>``) anywhere under ``out``."""
     return sorted(
         p.relative_to(out).as_posix() for p in out.rglob(".*.tmp-*") if p.name[-1].isdigit()
     )
-
-
-@pytest.fixture(scope="module")
-def ptbxl(ptbxl_sample: Path, tmp_path_factory) -> Path:
-    """A copy of the real PTB-XL sample (9 records: 6 train, 2 test, 1 without a data file)."""
-    dst = tmp_path_factory.mktemp("inputs") / "ptbxl"
-    shutil.copytree(ptbxl_sample, dst)
-    return dst
-
-
-@pytest.fixture(scope="module")
-def reference(ptbxl: Path, tmp_path_factory) -> Path:
-    """A clean build of the copy."""
-    out = tmp_path_factory.mktemp("reference") / "corpus"
-    assert main(build_args(ptbxl, out)) == 0
-    assert sorted(p.relative_to(out).as_posix() for p in out.glob("ptbxl/*")) == [TEST, TRAIN]
-    return out
 
 
 @pytest.fixture
