@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("corpus", type=Path)
     i.add_argument("--id", help="row id, e.g. ptbxl/6001 (default: the first row)")
     i.add_argument("--png", type=Path, help="where to write the picture (default ./<id>.png)")
+    c = sub.add_parser("verify-inputs", help="check a download against its SHA256SUMS.txt")
+    c.add_argument("folder", type=Path)
+    c.add_argument("--workers", type=int, help="hashing processes (default: all cores)")
     return p
 
 
@@ -107,11 +110,43 @@ def _inspect(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _verify_inputs(args: argparse.Namespace, console: Console) -> int:
+    from pipeline.checksums import verify_inputs
+
+    try:
+        found = verify_inputs(args.folder, args.workers)
+    except InputError as exc:
+        console.print(
+            f"[red]input error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
+        return 2
+    for rel in found.missing:
+        console.print(f"[red]✗[/red] missing: {escape(rel)}", highlight=False, soft_wrap=True)
+    for rel, want, got in found.mismatched:
+        line = f"mismatch: {rel} sha256 {got}, SHA256SUMS.txt lists {want}"
+        console.print(f"[red]✗[/red] {escape(line)}", highlight=False, soft_wrap=True)
+    for rel in found.unlisted:
+        console.print(f"note: not listed: {escape(rel)}", highlight=False, soft_wrap=True)
+    bad = len(found.missing) + len(found.mismatched)
+    verdict = "[green]✓[/green]" if found.ok else "[red]✗[/red]"
+    console.print(
+        f"{verdict} {found.checked} files checked, {bad} problem(s), {len(found.unlisted)} not listed",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return 0 if found.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``meit-corpus`` command."""
     args = _parser().parse_args(argv)
     console = Console(stderr=False)
-    handler = {"build": _build, "validate": _validate, "inspect": _inspect}[args.command]
+    handler = {
+        "build": _build,
+        "validate": _validate,
+        "inspect": _inspect,
+        "verify-inputs": _verify_inputs,
+    }[args.command]
     return handler(args, console)
 
 
