@@ -6,6 +6,7 @@ that fails a check is handed to ``reject`` with its reason and leaves the batch.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,14 +17,24 @@ from pipeline.config import BuildConfig
 from pipeline.errors import RecordRejected
 from pipeline.leads import canonical_order
 from pipeline.quality import check_flat_and_saturation, check_missing
-from pipeline.storage import Location
+from pipeline.storage import Location, join
 from pipeline.wfdb_io import (
     RawRecord,
     check_calibration,
+    check_header_digests,
     open_record,
     read_signal,
     resolve_record,
 )
+
+
+def expected_digests(root: Location, row: dict) -> dict[str, str] | None:
+    """``str(location)`` -> sha256 of the record's files ``SHA256SUMS.txt`` lists (the plan puts
+    them in the row under ``_sha256``, relative paths as JSON), or None."""
+    listed = row.get("_sha256")
+    if not listed:
+        return None
+    return {str(join(root, rel)): digest for rel, digest in json.loads(listed).items()}
 
 
 @dataclass
@@ -39,9 +50,12 @@ def load_one(root: Location, row: dict, cfg: BuildConfig) -> Loaded:
     """Open one record (every file checked), check its leads and length, then read it in mV.
 
     Calibration, leads and length come from the header: a record of the wrong length is never
-    read.
+    read. With ``SHA256SUMS.txt`` digests in the row, the header and data bytes read are checked
+    against them (``checksum_mismatch``).
     """
     files = open_record(resolve_record(root, row["path"]))
+    expected = expected_digests(root, row)
+    check_header_digests(files, expected)
     check_calibration(files, cfg.signal.accept_adc_units)
     order = canonical_order(files.leads)
     duration = files.header.sig_len / files.header.fs
@@ -52,7 +66,9 @@ def load_one(root: Location, row: dict, cfg: BuildConfig) -> Loaded:
     too_slow = cfg.signal.rate_problem(files.header.fs)
     if too_slow:
         raise RecordRejected("rate_too_low", too_slow)
-    raw: RawRecord = read_signal(files, accept_adc_units=cfg.signal.accept_adc_units)
+    raw: RawRecord = read_signal(
+        files, accept_adc_units=cfg.signal.accept_adc_units, expected=expected
+    )
     return Loaded(row, raw.signal[order], raw.fs)
 
 

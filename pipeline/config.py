@@ -44,7 +44,7 @@ source and output rates: measured 5.0 with every filter on (float64 filter and r
 plus 0.5 for the float32 input records, with tracemalloc
 (``tests/adversarial/test_config.py::test_memory_estimate_bounds_the_measured_peak``)."""
 
-HASH_EXCLUDED = ("workers", "out", "max_batch_memory_gib")
+HASH_EXCLUDED = ("workers", "out", "max_batch_memory_gib", "fingerprint")
 """Settings that do not shape the data and stay out of the config hash."""
 
 
@@ -361,6 +361,13 @@ class BuildConfig(_Strict):
         gt=0,
         description="refuse settings whose batch (batch_size records at signal.fs and the "
         "source rates) is estimated to need more memory than this, per worker process",
+    )
+    fingerprint: Literal["auto", "content"] = Field(
+        "auto",
+        description="how a plan tells a changed input: auto = the digests in the dataset's "
+        "SHA256SUMS.txt, else the data files' size and mtime (no data byte read); content = "
+        "hash every byte (rsync --checksum). Not in the config hash: it decides what is redone, "
+        "not what the corpus holds",
     )
     signal: SignalConfig = SignalConfig()
     text: TextConfig = TextConfig()

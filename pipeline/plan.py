@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from pipeline import __version__
+from pipeline.checksums import SUMS_KEY, read_sums, record_sums
 from pipeline.config import BuildConfig
 from pipeline.errors import InputError, RecordRejected
 from pipeline.progress import finished_result
@@ -30,9 +32,9 @@ from pipeline.shards import shard_bucket, shard_count
 from pipeline.sources import Source
 from pipeline.sources.record import split_rejected
 from pipeline.splits import assign_splits, audit_splits, split_mode
-from pipeline.storage import Location, as_location
+from pipeline.storage import Location, as_location, is_url
 from pipeline.units import SourceInput, UnitResult, WorkUnit
-from pipeline.wfdb_io import open_record, record_contents, resolve_record
+from pipeline.wfdb_io import RecordFiles, open_record, record_contents, resolve_record
 from schemas import (
     SCHEMA_VERSION,
     SPLITS,
@@ -44,6 +46,7 @@ from schemas import (
 )
 
 FINGERPRINT_CHUNK = 500  # records per fingerprinting task
+IDENTITY_KEYS = ("ETag", "etag", "mtime", "LastModified", "last_modified")  # fsspec info() keys
 
 # ---------------------------------------------------------------- discovery
 
@@ -82,6 +85,7 @@ def discover_source(source: Source, root: Location, cfg: BuildConfig) -> SourceI
         if rej is not None:
             rejections.append(rej)
     kept = frame.filter(pl.Series(keep, dtype=pl.Boolean)) if frame.height else frame
+    kept = with_expected_digests(kept, root)
     audit = audit_splits(kept, split_mode(source.split_rule, cfg.split))
     if audit.leaking_patients and not audit.leaks:
         raise InputError(
@@ -106,8 +110,79 @@ def discover(cfg: BuildConfig, sources: Mapping[str, Source]) -> list[SourceInpu
 # ---------------------------------------------------------------- fingerprints
 
 
-def record_fingerprint(root: Location, row: Mapping) -> str:
-    """Content hash of a record's metadata row and every file the record reads.
+def with_expected_digests(records: pl.DataFrame, root: Location) -> pl.DataFrame:
+    """``records`` with a ``_sha256`` column (JSON, relative path -> sha256) when the root holds
+    PhysioNet's ``SHA256SUMS.txt`` (parsed once per plan); unchanged otherwise.
+
+    The worker checks the bytes it reads against it; the fingerprint uses it instead of the bytes.
+    """
+    sums = read_sums(root)
+    if sums is None or not records.height:
+        return records
+    paths = records.get_column("path").cast(pl.String).to_list()
+    return records.with_columns(pl.Series(SUMS_KEY, record_sums(sums, paths), dtype=pl.String))
+
+
+def fingerprint_mode(records: pl.DataFrame, setting: str = "auto") -> str:
+    """How a source's records are fingerprinted: ``content`` (every byte, ``fingerprint:
+    content``), ``sha256sums`` (the digests its ``SHA256SUMS.txt`` lists) or ``stat`` (the data
+    files' size and mtime; an fsspec store's size and ETag)."""
+    if setting == "content":
+        return "content"
+    return "sha256sums" if SUMS_KEY in records.columns else "stat"
+
+
+def _relative(root: Location, location: Location) -> str:
+    if is_url(location):
+        return str(location)[len(str(root).rstrip("/")) + 1 :]
+    return Path(location).relative_to(root).as_posix()
+
+
+def file_identity(location: Location) -> str:
+    """A data file's identity without reading it: local size and mtime_ns; an fsspec store's
+    size and ETag (or its modification time when it gives no ETag)."""
+    if not is_url(location):
+        st = os.stat(location)
+        return f"{st.st_size}:{st.st_mtime_ns}"
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(str(location))
+    info = fs.info(path)
+    tag = next((info[k] for k in IDENTITY_KEYS if info.get(k)), "")
+    return f"{info.get('size')}:{tag}"
+
+
+def _record_locations(files: RecordFiles) -> list[tuple[Location, bytes | None]]:
+    """Every file a record reads: headers with the bytes already read, data files without."""
+    header = (Path if not is_url(files.record) else str)(f"{files.record}.hea")
+    out: list[tuple[Location, bytes | None]] = [(header, files.header_bytes)]
+    out += [(d.location, None) for d in files.data]
+    for seg in files.segments:
+        if seg is not None:
+            out += _record_locations(seg)
+    return out
+
+
+def _identity_bytes(root: Location, files: RecordFiles, listed: Mapping[str, str]) -> bytes:
+    """The record's files as listed sha256 digests when every one is listed, else as header bytes
+    and data files' identities (:func:`file_identity`). No data byte is read."""
+    located = [(_relative(root, loc), loc, raw) for loc, raw in _record_locations(files)]
+    if listed and all(rel in listed for rel, _, _ in located):
+        return b"".join(f"{rel}\0sha256:{listed[rel]}\0".encode() for rel, _, _ in located)
+    parts = []
+    for rel, loc, raw in located:
+        seen = raw if raw is not None else f"stat:{file_identity(loc)}".encode()
+        parts.append(rel.encode() + b"\0" + seen + b"\0")
+    return b"".join(parts)
+
+
+def record_fingerprint(root: Location, row: Mapping, mode: str = "content") -> str:
+    """Hash of a record's metadata row and every file the record reads.
+
+    ``mode`` (:func:`fingerprint_mode`): ``content`` hashes the files' bytes; ``sha256sums``
+    hashes the digests the row's ``_sha256`` lists for them, falling back to ``stat`` for a
+    record with a file not listed; ``stat`` hashes the header's bytes and each data file's size
+    and mtime (:func:`file_identity`). Only ``content`` reads data files.
 
     The files are those :func:`pipeline.wfdb_io.open_record` checks (the header, the data files
     it names, and each segment's header and data files), read with the same bounded,
@@ -122,6 +197,10 @@ def record_fingerprint(root: Location, row: Mapping) -> str:
     h = xxhash.xxh3_128(json.dumps(meta, sort_keys=True, default=str).encode())
     try:
         files = open_record(resolve_record(as_location(root), row.get("path") or ""))
+        if mode != "content":
+            listed = json.loads(row.get(SUMS_KEY) or "{}") if mode == "sha256sums" else {}
+            h.update(_identity_bytes(as_location(root), files, listed))
+            return h.hexdigest()
         for file_name, data in record_contents(files):
             h.update(file_name.encode() + b"\0" + data + b"\0")
     except RecordRejected as exc:
@@ -135,34 +214,37 @@ def rejection_fingerprint(source: str, record_id: str, reason: str, detail: str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def fingerprint_rows(root: str, rows: Sequence[Mapping]) -> list[str]:
+def fingerprint_rows(root: str, rows: Sequence[Mapping], mode: str = "content") -> list[str]:
     """Fingerprints of a chunk of one source's records (a unit of work for a process pool)."""
-    return [record_fingerprint(root, row) for row in rows]
+    return [record_fingerprint(root, row, mode) for row in rows]
 
 
 def input_fingerprints(
-    sources: Sequence[SourceInput], executor: Executor | None = None
+    sources: Sequence[SourceInput], executor: Executor | None = None, setting: str = "content"
 ) -> dict[str, str]:
     """Row id (``<source>/<record_id>``) -> fingerprint, for every record seen by discovery.
 
-    Hashing reads every input byte, so it runs in chunks on ``executor`` (the build's process
-    pool or cluster) when one is given.
+    ``setting`` is the config's ``fingerprint`` (``auto`` or ``content``; see
+    :func:`fingerprint_mode`). Fingerprinting opens every record (and in ``content`` mode reads
+    every byte), so it runs in chunks on ``executor`` (the build's pool or cluster) when given.
     """
     out: dict[str, str] = {}
-    roots, chunks, ids = [], [], []
+    roots, chunks, ids, modes = [], [], [], []
     for src in sources:
         rows = src.records.to_dicts()
+        mode = fingerprint_mode(src.records, setting)
         for i in range(0, len(rows), FINGERPRINT_CHUNK):
             chunk = rows[i : i + FINGERPRINT_CHUNK]
             roots.append(src.root)
             chunks.append(chunk)
+            modes.append(mode)
             ids.append([f"{src.name}/{row['record_id']}" for row in chunk])
         for r in src.rejections:
             out[f"{src.name}/{r.record_id}"] = rejection_fingerprint(
                 src.name, r.record_id, r.reason, r.detail
             )
     mapper = executor.map if executor is not None else map
-    for chunk_ids, prints in zip(ids, mapper(fingerprint_rows, roots, chunks)):
+    for chunk_ids, prints in zip(ids, mapper(fingerprint_rows, roots, chunks, modes)):
         out.update(zip(chunk_ids, prints))
     return dict(sorted(out.items()))
 
@@ -317,7 +399,7 @@ def make_plan(
     """Fingerprint the inputs (on ``executor``), plan the units, sort them into done and to do."""
     out = Path(cfg.out)
     previous = previous_manifest(out)
-    fingerprints = input_fingerprints(sources, executor)
+    fingerprints = input_fingerprints(sources, executor, cfg.fingerprint)
     units = plan_units(cfg, sources, fingerprints)
     todo, done = [], []
     for unit in units:

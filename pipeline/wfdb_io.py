@@ -21,11 +21,12 @@ frame (PTB-XL and MIMIC-IV-ECG). Every failure becomes a :class:`RecordRejected`
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -366,6 +367,34 @@ def check_calibration(files: RecordFiles, accept_adc_units: bool = False) -> Non
             check_calibration(seg, accept_adc_units)
 
 
+def check_digest(location: Location, data: bytes, expected: Mapping[str, str] | None) -> None:
+    """``checksum_mismatch`` (both digests) when ``expected`` lists ``location`` with another sha256.
+
+    ``expected`` maps ``str(location)`` to the digest ``SHA256SUMS.txt`` lists; a file it does
+    not list is not checked.
+    """
+    want = expected.get(str(location)) if expected else None
+    if want is None:
+        return
+    got = hashlib.sha256(data).hexdigest()
+    if got != want:
+        raise RecordRejected(
+            "checksum_mismatch", f"{name(location)}: sha256 {got}, SHA256SUMS.txt lists {want}"
+        )
+
+
+def check_header_digests(files: RecordFiles, expected: Mapping[str, str] | None) -> None:
+    """:func:`check_digest` of the header bytes already read (the record's and each segment's)."""
+    if not expected:
+        return
+    check_digest(
+        join(parent(files.record), f"{name(files.record)}.hea"), files.header_bytes, expected
+    )
+    for seg in files.segments:
+        if seg is not None:
+            check_header_digests(seg, expected)
+
+
 def _check_sums(header: Header, sums: np.ndarray) -> None:
     want = np.array([s.checksum if s.checksum is not None else 0 for s in header.signals])
     given = np.array([s.checksum is not None for s in header.signals])
@@ -375,10 +404,15 @@ def _check_sums(header: Header, sums: np.ndarray) -> None:
         raise RecordRejected("checksum_mismatch", f"leads {leads} fail the header checksum")
 
 
-def _read_fast(files: RecordFiles, gain: np.ndarray) -> np.ndarray:
+def _read_fast(
+    files: RecordFiles, gain: np.ndarray, expected: Mapping[str, str] | None = None
+) -> np.ndarray:
     header, dat = files.header, files.data[0]
     n_sig = len(header.signals)
     raw = read_regular(dat.location, header.sig_len * n_sig * 2)
+    if expected:  # the whole file (the size checks make it exactly the implied bytes)
+        whole = raw if len(raw) == dat.size else read_regular(dat.location, dat.size)
+        check_digest(dat.location, whole, expected)
     if len(raw) < header.sig_len * n_sig * 2:  # the file shrank since it was checked
         _check_size(dat.location, len(raw), header.sig_len * n_sig * 2, header.sig_len * n_sig * 2)
     frames = np.frombuffer(raw, dtype="<i2").reshape(header.sig_len, n_sig)
@@ -425,29 +459,54 @@ def _read_wfdb(files: RecordFiles, gain: np.ndarray) -> np.ndarray:
     return signal.astype(np.float32)
 
 
-def _read_segments(files: RecordFiles, fast: bool, accept_adc_units: bool) -> np.ndarray:
+def _check_data_digests(files: RecordFiles, expected: Mapping[str, str] | None) -> None:
+    """Read and check the data files ``expected`` lists (the wfdb path reads them itself)."""
+    for data in files.data:
+        if expected and str(data.location) in expected:
+            check_digest(data.location, read_regular(data.location, data.size), expected)
+
+
+def _read_segments(
+    files: RecordFiles,
+    fast: bool,
+    accept_adc_units: bool,
+    expected: Mapping[str, str] | None = None,
+) -> np.ndarray:
     """A multi-segment record's segments one after another, by lead name; NaN where absent."""
     position = {lead: i for i, lead in enumerate(files.leads)}
     out = np.full((len(files.leads), files.header.sig_len), np.nan, dtype=np.float32)
     start = 0
     for (_, seg_len), seg in zip(files.header.segments or (), files.segments):
         if seg is not None and seg_len:  # a layout segment (length 0) only names the leads
-            part = read_signal(seg, fast, accept_adc_units).signal
+            part = read_signal(seg, fast, accept_adc_units, expected).signal
             out[[position[lead] for lead in seg.leads], start : start + seg_len] = part
         start += seg_len
     return out
 
 
-def read_signal(files: RecordFiles, fast: bool = True, accept_adc_units: bool = False) -> RawRecord:
-    """The physical signal (mV) of an opened record; reads at most the bytes its header implies."""
+def read_signal(
+    files: RecordFiles,
+    fast: bool = True,
+    accept_adc_units: bool = False,
+    expected: Mapping[str, str] | None = None,
+) -> RawRecord:
+    """The physical signal (mV) of an opened record; reads at most the bytes its header implies.
+
+    ``expected`` (``str(location)`` -> sha256, from ``SHA256SUMS.txt``): the data bytes read are
+    checked against it (:func:`check_digest`); the fast path hashes the bytes it reads anyway.
+    """
     header = files.header
     if header.segments is not None:
-        signal = _read_segments(files, fast, accept_adc_units)
+        signal = _read_segments(files, fast, accept_adc_units, expected)
     elif not header.signals:
         signal = np.zeros((0, header.sig_len), dtype=np.float32)
     else:
         gain = gains_mv(header, accept_adc_units)
-        signal = _read_fast(files, gain) if fast and is_fast(header) else _read_wfdb(files, gain)
+        if fast and is_fast(header):
+            signal = _read_fast(files, gain, expected)
+        else:
+            _check_data_digests(files, expected)
+            signal = _read_wfdb(files, gain)
     return RawRecord(signal=signal, leads=files.leads, fs=header.fs)
 
 
