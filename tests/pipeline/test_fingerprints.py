@@ -1,0 +1,131 @@
+"""Fingerprint modes (SHA256SUMS.txt digests, stat, content), the worker's sha256 check, and the
+proof that a build reads each data file once and a no-change refresh reads none.
+
+Builds run with one worker (in this process), so every data byte read goes through
+:func:`pipeline.wfdb_io.read_regular`, which the tests count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import pipeline.wfdb_io as wfdb_io
+from pipeline.build import build
+from pipeline.config import BuildConfig
+from pipeline.plan import record_fingerprint
+from tests.pipeline.test_checksums import flip_byte, write_sums
+from tests.pipeline.test_corpus import rows_by_id
+
+SHARDS = 16  # most of the sample's records then sit alone in their shard
+DATA = "records500/06000/06004_hr.dat"
+ROW = {"record_id": "6004", "path": "records500/06000/06004_hr"}
+KEPT = {f"ptbxl/{i}" for i in range(6000, 6009)} - {"ptbxl/6003"}  # 6003 is not in the sample
+
+
+def config(root: Path, out: Path, **extra) -> BuildConfig:
+    return BuildConfig(ptbxl=root, out=out, workers=1, shards_per_split=SHARDS, **extra)
+
+
+@pytest.fixture
+def sample(ptbxl_sample: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "ptbxl"
+    shutil.copytree(ptbxl_sample, root)
+    return root
+
+
+@pytest.fixture
+def data_reads(monkeypatch) -> Counter:
+    """Data-file name -> times its bytes were read (headers are not counted)."""
+    reads: Counter = Counter()
+    real = wfdb_io.read_regular
+
+    def counting(location, limit):
+        if str(location).endswith(".dat"):
+            reads[Path(location).name] += 1
+        return real(location, limit)
+
+    monkeypatch.setattr(wfdb_io, "read_regular", counting)
+    return reads
+
+
+def rewrite_keeping_stat(path: Path, edit) -> None:
+    """Change a file's bytes but keep its size and mtime (what only a content hash sees)."""
+    st = path.stat()
+    edit(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.parametrize("with_sums", [False, True], ids=["stat", "sha256sums"])
+def test_build_reads_each_data_file_once_and_a_no_change_refresh_none(
+    sample, tmp_path, data_reads, with_sums
+):
+    if with_sums:
+        write_sums(sample)
+    cfg = config(sample, tmp_path / "corpus")
+    first = build(cfg, "full")
+    assert set(rows_by_id(cfg.out)) >= KEPT
+    dats = {p.name for p in (sample / "records500/06000").glob("*.dat")}
+    assert data_reads == Counter(dict.fromkeys(dats, 1))  # every data file, once
+    data_reads.clear()
+    again = build(cfg, "refresh")
+    assert again.plan.nothing_to_do and data_reads == Counter()
+    assert again.plan.fingerprints == first.plan.fingerprints
+
+
+def test_stat_mode_sees_a_touch_and_rewrites_one_shard(sample, tmp_path, data_reads):
+    cfg = config(sample, tmp_path / "corpus")
+    build(cfg, "full")
+    before = record_fingerprint(sample, ROW, "stat")
+    st = (sample / DATA).stat()
+    os.utime(sample / DATA, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert record_fingerprint(sample, ROW, "stat") != before
+    data_reads.clear()
+    again = build(cfg, "refresh")
+    assert again.plan.changes.changed == ("ptbxl/6004",)
+    assert len(again.written) == 1 and data_reads["06004_hr.dat"] == 1
+    assert max(data_reads.values()) == 1
+
+
+def test_content_mode_sees_bytes_behind_an_unchanged_stat(sample, tmp_path):
+    content = config(sample, tmp_path / "content", fingerprint="content")
+    stat = config(sample, tmp_path / "stat")
+    build(content, "full")
+    build(stat, "full")
+    rewrite_keeping_stat(sample / DATA, flip_byte)
+    assert build(content, "refresh").plan.changes.changed == ("ptbxl/6004",)
+    # auto (stat, as there is no SHA256SUMS.txt) cannot see it: rsync's trade-off.
+    assert build(stat, "refresh").plan.nothing_to_do
+
+
+def test_sums_fingerprint_uses_listed_digests_and_falls_back_to_stat(sample):
+    sums = write_sums(sample)
+    listed = json.dumps({k: v for k, v in sums.items() if k.startswith(ROW["path"])})
+    row = {**ROW, "_sha256": listed}
+    base = record_fingerprint(sample, row, "sha256sums")
+    (sample / DATA).touch()  # a new mtime: the listed digests still say the same
+    assert record_fingerprint(sample, row, "sha256sums") == base
+    other = json.dumps({k: "0" * 64 if k == DATA else v for k, v in json.loads(listed).items()})
+    assert record_fingerprint(sample, {**ROW, "_sha256": other}, "sha256sums") != base
+    no_data = json.dumps({k: v for k, v in json.loads(listed).items() if k != DATA})
+    fallback = record_fingerprint(sample, {**ROW, "_sha256": no_data}, "sha256sums")
+    assert fallback == record_fingerprint(sample, ROW, "stat") != base
+
+
+def test_a_flipped_byte_is_a_checksum_mismatch_with_both_digests(sample, tmp_path):
+    sums = write_sums(sample)
+    flip_byte(sample / DATA)
+    actual = hashlib.sha256((sample / DATA).read_bytes()).hexdigest()
+    cfg = config(sample, tmp_path / "corpus")
+    build(cfg, "full")
+    assert set(rows_by_id(cfg.out)) == KEPT - {"ptbxl/6004"}
+    ledger = {r["record_id"]: r for r in pq.read_table(cfg.out / "rejections.parquet").to_pylist()}
+    assert ledger["6004"]["reason"] == "checksum_mismatch"
+    assert sums[DATA] in ledger["6004"]["detail"] and actual in ledger["6004"]["detail"]
