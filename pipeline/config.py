@@ -367,7 +367,8 @@ class BuildConfig(_Strict):
         description="how a plan tells a changed input: auto = the digests in the dataset's "
         "SHA256SUMS.txt, else the data files' size and mtime (no data byte read); content = "
         "hash every byte (rsync --checksum). Not in the config hash: it decides what is redone, "
-        "not what the corpus holds",
+        "not what the corpus holds (a switch re-keys every unit once; the shards come out "
+        "byte-identical)",
     )
     signal: SignalConfig = SignalConfig()
     text: TextConfig = TextConfig()

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from pipeline.card import render_card
 from pipeline.config import BuildConfig
-from pipeline.plan import Plan, fingerprint_table
+from pipeline.plan import Plan, fingerprint_mode, fingerprint_table
 from pipeline.progress import clean_stray_temps, listed_files, manifest_sources, recorded_shards
 from pipeline.shards import write_table_atomic, write_text_atomic
 from pipeline.storage import as_location, join
@@ -204,6 +204,7 @@ def finalise(
         tasks=_summed(r.tasks for r in results),
         extra_files=meit_files,
         fingerprints=fingerprint_entry,
+        fingerprint_modes={s.name: fingerprint_mode(s.records, cfg.fingerprint) for s in sources},
         refreshes=history,
         text={
             s.name: TextStats.total(r.text for r in results if r.source == s.name).summary()

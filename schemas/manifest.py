@@ -104,6 +104,11 @@ class Manifest(BaseModel):
     fingerprints: FileEntry | None = Field(
         None, description="per-record input fingerprints (header, data, metadata row)"
     )
+    fingerprint_modes: dict[str, str] = Field(
+        default_factory=dict,
+        description="per source, how its fingerprints were made: sha256sums (the dataset's "
+        "SHA256SUMS.txt), stat (size and mtime or ETag) or content (every byte)",
+    )
     refreshes: list[RefreshRecord] = Field(default_factory=list)
 
     def check_counts(self) -> list[str]:

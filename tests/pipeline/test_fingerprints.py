@@ -21,6 +21,7 @@ import pipeline.wfdb_io as wfdb_io
 from pipeline.build import build
 from pipeline.config import BuildConfig
 from pipeline.plan import record_fingerprint
+from schemas import read_manifest
 from tests.pipeline.test_checksums import flip_byte, write_sums
 from tests.pipeline.test_corpus import rows_by_id
 
@@ -72,6 +73,8 @@ def test_build_reads_each_data_file_once_and_a_no_change_refresh_none(
     cfg = config(sample, tmp_path / "corpus")
     first = build(cfg, "full")
     assert set(rows_by_id(cfg.out)) >= KEPT
+    mode = "sha256sums" if with_sums else "stat"
+    assert read_manifest(cfg.out).fingerprint_modes == {"ptbxl": mode}
     dats = {p.name for p in (sample / "records500/06000").glob("*.dat")}
     assert data_reads == Counter(dict.fromkeys(dats, 1))  # every data file, once
     data_reads.clear()
@@ -99,6 +102,7 @@ def test_content_mode_sees_bytes_behind_an_unchanged_stat(sample, tmp_path):
     stat = config(sample, tmp_path / "stat")
     build(content, "full")
     build(stat, "full")
+    assert read_manifest(content.out).fingerprint_modes == {"ptbxl": "content"}
     rewrite_keeping_stat(sample / DATA, flip_byte)
     assert build(content, "refresh").plan.changes.changed == ("ptbxl/6004",)
     # auto (stat, as there is no SHA256SUMS.txt) cannot see it: rsync's trade-off.
