@@ -11,7 +11,10 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from collections import Counter
+from functools import partial
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -24,6 +27,7 @@ from pipeline.plan import record_fingerprint
 from schemas import read_manifest
 from tests.pipeline.test_checksums import flip_byte, write_sums
 from tests.pipeline.test_corpus import rows_by_id
+from tests.pipeline.test_storage import QuietHandler
 
 SHARDS = 16  # most of the sample's records then sit alone in their shard
 DATA = "records500/06000/06004_hr.dat"
@@ -133,3 +137,35 @@ def test_a_flipped_byte_is_a_checksum_mismatch_with_both_digests(sample, tmp_pat
     ledger = {r["record_id"]: r for r in pq.read_table(cfg.out / "rejections.parquet").to_pylist()}
     assert ledger["6004"]["reason"] == "checksum_mismatch"
     assert sums[DATA] in ledger["6004"]["detail"] and actual in ledger["6004"]["detail"]
+
+
+class CountingHandler(QuietHandler):
+    """Serves files and counts the body bytes it sent per path (class-level tally per server)."""
+
+    sent: Counter
+
+    def copyfile(self, source, outputfile) -> None:
+        start = source.tell()
+        super().copyfile(source, outputfile)
+        self.sent[self.path.split("?")[0]] += source.tell() - start
+
+
+def test_a_url_build_fetches_each_data_file_once_and_a_refresh_none(sample, tmp_path):
+    """Bytes sent by a loopback HTTP server (fsspec's HTTP filesystem, the s3:// code path)."""
+    sent: Counter = Counter()
+    handler = type("Handler", (CountingHandler,), {"sent": sent})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(sample)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        cfg = config(url, tmp_path / "corpus")
+        build(cfg, "full")
+        dats = {f"/{p.relative_to(sample)}": p.stat().st_size for p in sample.rglob("*.dat")}
+        dats.pop("/records100/00000/00001_lr.dat")  # not a records500 record
+        assert {p: n for p, n in sent.items() if p.endswith(".dat")} == dats
+        sent.clear()
+        assert build(cfg, "refresh").plan.nothing_to_do
+        assert not [p for p in sent if p.endswith(".dat")]
+    finally:
+        server.shutdown()
+        server.server_close()
