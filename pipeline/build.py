@@ -92,7 +92,7 @@ def build(
                 if mode == "refresh" and plan.nothing_to_do:
                     return BuildOutcome(plan, None, [])
                 if on_plan:
-                    on_plan(sum(len(u.records) for u in plan.todo))
+                    on_plan(sum(u.n_records for u in plan.todo))
                 results = steps.execute(plan.todo, cfg, pool, on_done) if plan.todo else []
             manifest = steps.finalise(cfg, plan, results, mode)
         except DiskFull as exc:
@@ -127,7 +127,7 @@ def space_needed(cfg: BuildConfig, plan: Plan) -> tuple[int, int]:
     for unit in plan.units:
         result = finished_result(out, unit)
         if result is None:
-            left += len(unit.records)
+            left += unit.n_records
         elif result.rows:
             written.append(result)
     if written:

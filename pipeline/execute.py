@@ -53,10 +53,11 @@ def process_unit(unit: WorkUnit, cfg: BuildConfig, out: Path) -> UnitResult:
         rejections.append(Rejection(unit.name, row["record_id"], reason, detail))
 
     root = as_location(unit.root)
+    records = unit.records  # read from the unit's rows file, once
     shard = out / unit.relpath
     kept = 0
     with ShardWriter(shard, corpus_schema(cfg.signal.n_samples)) as writer:
-        for batch in chunks(unit.records, cfg.batch_size):
+        for batch in chunks(records, cfg.batch_size):
             groups: dict[tuple[float, int], list[Loaded]] = {}
             for row in batch:
                 text = texts[row["record_id"]] = unit.source.clean_report(tools.cleaner, row)
@@ -88,13 +89,13 @@ def process_unit(unit: WorkUnit, cfg: BuildConfig, out: Path) -> UnitResult:
         path=unit.relpath,
         rows=rows,
         sha256=writer.sha256,
-        inputs=len(unit.records),
+        inputs=len(records),
         size=writer.size,
         kept=kept,
         rejections=sorted(rejections, key=lambda r: r.record_id),
         templates=dict(sorted(templates.items())),
         tasks=dict(sorted(tasks.items())),
-        text=text_stats([texts[r["record_id"]] for r in unit.records if r["record_id"] in texts]),
+        text=text_stats([texts[r["record_id"]] for r in records if r["record_id"] in texts]),
     )
     try:
         record_completion(out, unit, result)
@@ -166,7 +167,7 @@ def run_units(
                 on_done(results[-1])
         return results
     # Largest units first so the pool does not end waiting on one big straggler.
-    order = sorted(units, key=lambda u: -len(u.records))
+    order = sorted(units, key=lambda u: -u.n_records)
     futures = [executor.submit(process_unit, u, cfg, cfg.out) for u in order]
     try:
         for future in futures:

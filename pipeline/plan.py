@@ -33,6 +33,7 @@ from pipeline.sources import Source
 from pipeline.sources.record import split_rejected
 from pipeline.splits import assign_splits, audit_splits, split_mode
 from pipeline.storage import Location, as_location, is_url
+from pipeline.unit_files import prune_unit_files, write_unit
 from pipeline.units import SourceInput, UnitResult, WorkUnit
 from pipeline.wfdb_io import RecordFiles, open_record, record_contents, resolve_record
 from schemas import (
@@ -316,27 +317,33 @@ def plan_units(
     """One unit per (source, split, shard); a record's shard is a stable hash bucket of its id.
 
     With ``cfg.shards_per_split`` the bucket count is fixed, so a record's shard never depends on
-    the other records (what incremental refresh needs); empty buckets get no unit.
+    the other records (what incremental refresh needs); empty buckets get no unit. The metadata
+    stays columnar: each unit's rows become dicts only for its key, then go to its rows file
+    (:mod:`pipeline.unit_files`), and the unit carries that file's path.
     """
     units = []
     for src in sources:
         for split in SPLITS:
-            rows = src.records.filter(pl.col("split") == split).to_dicts()
-            if not rows:
+            frame = src.records.filter(pl.col("split") == split)
+            if not frame.height:
                 continue
-            count = cfg.shards_per_split or shard_count(len(rows), cfg.records_per_shard)
-            buckets: dict[int, list[dict]] = {i: [] for i in range(count)}
-            for row in rows:
-                buckets[shard_bucket(f"{src.name}/{row['record_id']}", count)].append(row)
-            for index, members in buckets.items():
-                if not members:
-                    continue
-                prints = [fingerprints.get(f"{src.name}/{m['record_id']}", "") for m in members]
-                key = unit_key(cfg, src.name, split, index, count, members, prints)
+            count = cfg.shards_per_split or shard_count(frame.height, cfg.records_per_shard)
+            ids = frame.get_column("record_id").cast(pl.String).to_list()
+            buckets = [shard_bucket(f"{src.name}/{rid}", count) for rid in ids]
+            parts = frame.with_columns(pl.Series(BUCKET, buckets, dtype=pl.Int64)).partition_by(
+                BUCKET, maintain_order=True, include_key=False, as_dict=True
+            )
+            for (index,), members in sorted(parts.items()):
+                rows = members.to_dicts()
+                prints = [fingerprints.get(f"{src.name}/{m['record_id']}", "") for m in rows]
+                key = unit_key(cfg, src.name, split, index, count, rows, prints)
                 units.append(
-                    WorkUnit(src.source, src.root, split, index, count, tuple(members), key)
+                    write_unit(cfg.out, src.source, src.root, split, index, count, key, members)
                 )
     return units
+
+
+BUCKET = "__meit_bucket"
 
 
 # ---------------------------------------------------------------- the plan
@@ -401,6 +408,7 @@ def make_plan(
     previous = previous_manifest(out)
     fingerprints = input_fingerprints(sources, executor, cfg.fingerprint)
     units = plan_units(cfg, sources, fingerprints)
+    prune_unit_files(out, {u.key for u in units})
     todo, done = [], []
     for unit in units:
         result = finished_result(out, unit)

@@ -208,6 +208,16 @@ def write_table_atomic(path: Path, table: pa.Table) -> None:
     _write_atomic(Path(path), lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
+def write_ipc_atomic(path: Path, table: pa.Table) -> None:
+    """Write a table to ``path`` as an Arrow IPC file (uncompressed, fast to read) atomically."""
+
+    def write(tmp: Path) -> None:
+        with pa.ipc.new_file(tmp, table.schema) as writer:
+            writer.write_table(table)
+
+    _write_atomic(Path(path), write)
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write a text file atomically."""
     _write_atomic(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -1,7 +1,9 @@
 """The build's records: what discovery found, a unit of work (one shard), and what a unit produced.
 
-Dataclasses only. A :class:`WorkUnit` carries paths and metadata rows, never arrays, so it travels
-cheaply to any worker process; a :class:`UnitResult` is also the unit's completion record on disk.
+Dataclasses only. A :class:`WorkUnit` is a small reference (source, split, shard, key and the path of
+its rows file, which the plan writes), never metadata rows or arrays, so it travels cheaply to any
+worker process or as a Prefect parameter; a :class:`UnitResult` is also the unit's completion
+record on disk.
 """
 
 from __future__ import annotations
@@ -35,15 +37,24 @@ class SourceInput:
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """Everything a worker needs to write one shard: paths and metadata rows, never arrays."""
+    """Everything a worker needs to write one shard: a few names and paths, never rows or arrays.
+
+    Its metadata rows are in ``rows_file`` (Arrow IPC, written by the plan); the worker reads them.
+    """
 
     source: Source
     root: str
     split: str
     index: int
     count: int
-    records: tuple[dict, ...]
     key: str
+    n_records: int
+    rows_file: str = field(compare=False)  # where a plan put them; the key names the rows
+
+    @property
+    def records(self) -> tuple[dict, ...]:
+        """The unit's metadata rows, read from its rows file (one read per call)."""
+        return tuple(pl.read_ipc(self.rows_file).to_dicts())
 
     @property
     def name(self) -> str:

@@ -22,6 +22,7 @@ import pytest
 
 from pipeline import shards
 from pipeline.finalise import validate_corpus
+from pipeline.unit_files import PLAN_DIR
 from tests.adversarial.conftest import TEST, TRAIN, build_args, corpus_bytes
 from tests.adversarial.conftest import run_cli as run_build
 
@@ -31,7 +32,12 @@ SIZE = r"([\d.]+) (B|KiB|MiB|GiB)"
 
 
 def files(out: Path) -> set[str]:
-    return {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    """Files under ``out`` but the plan's unit rows files (written before any unit)."""
+    return {
+        p.relative_to(out).as_posix()
+        for p in out.rglob("*")
+        if p.is_file() and not p.relative_to(out).as_posix().startswith(PLAN_DIR)
+    }
 
 
 def in_bytes(number: str, unit: str) -> float:
@@ -155,7 +161,8 @@ def tmpfs(tmp_path: Path):
 def test_a_full_disk_ends_the_build_in_one_line_and_the_rerun_completes(
     case: FullCase, ptbxl: Path, reference: Path, tmpfs, capsys
 ):
-    size = PAGE * (1 + sum(pages(reference / f) for f in case.before) + case.spare)  # 1: pid file
+    plan = [p.relative_to(reference) for p in (reference / PLAN_DIR).glob("*")]  # written first
+    size = PAGE * (1 + sum(pages(reference / f) for f in (*plan, *case.before)) + case.spare)
     out = tmpfs(size) / "corpus"
     args = build_args(ptbxl, out, case.workers)
     code, line = run_build(args, capsys)
