@@ -6,13 +6,13 @@ that fails a check is handed to ``reject`` with its reason and leaves the batch.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from pipeline import signal as sig
+from pipeline.checksums import SUMS_KEY, listed_digests
 from pipeline.config import BuildConfig
 from pipeline.errors import RecordRejected
 from pipeline.leads import canonical_order
@@ -30,11 +30,9 @@ from pipeline.wfdb_io import (
 
 def expected_digests(root: Location, row: dict) -> dict[str, str] | None:
     """``str(location)`` -> sha256 of the record's files ``SHA256SUMS.txt`` lists (the plan puts
-    them in the row under ``_sha256``, relative paths as JSON), or None."""
-    listed = row.get("_sha256")
-    if not listed:
-        return None
-    return {str(join(root, rel)): digest for rel, digest in json.loads(listed).items()}
+    them in the row under ``_sha256``, as :func:`pipeline.checksums.attach_sums` puts them), or None."""
+    listed = listed_digests(row.get(SUMS_KEY), row.get("path"))
+    return {str(join(root, rel)): d for rel, d in listed.items()} or None
 
 
 @dataclass

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from pipeline import __version__
-from pipeline.checksums import SUMS_KEY, read_sums, record_sums
+from pipeline.checksums import SUMS_KEY, attach_sums, listed_digests, read_sums
 from pipeline.config import BuildConfig
 from pipeline.errors import InputError, RecordRejected
 from pipeline.progress import finished_result
@@ -118,10 +118,7 @@ def with_expected_digests(records: pl.DataFrame, root: Location) -> pl.DataFrame
     The worker checks the bytes it reads against it; the fingerprint uses it instead of the bytes.
     """
     sums = read_sums(root)
-    if sums is None or not records.height:
-        return records
-    paths = records.get_column("path").cast(pl.String).to_list()
-    return records.with_columns(pl.Series(SUMS_KEY, record_sums(sums, paths), dtype=pl.String))
+    return records if sums is None else attach_sums(records, sums)
 
 
 def fingerprint_mode(records: pl.DataFrame, setting: str = "auto") -> str:
@@ -199,7 +196,9 @@ def record_fingerprint(root: Location, row: Mapping, mode: str = "content") -> s
     try:
         files = open_record(resolve_record(as_location(root), row.get("path") or ""))
         if mode != "content":
-            listed = json.loads(row.get(SUMS_KEY) or "{}") if mode == "sha256sums" else {}
+            listed = (
+                listed_digests(row.get(SUMS_KEY), row.get("path")) if mode == "sha256sums" else {}
+            )
             h.update(_identity_bytes(as_location(root), files, listed))
             return h.hexdigest()
         for file_name, data in record_contents(files):

@@ -6,9 +6,10 @@ import hashlib
 import shutil
 from pathlib import Path
 
+import polars as pl
 import pytest
 
-from pipeline.checksums import SUMS_FILE, parse_sums, record_sums
+from pipeline.checksums import SUMS_FILE, SUMS_KEY, attach_sums, listed_digests, parse_sums
 from pipeline.cli import main
 from pipeline.errors import InputError
 
@@ -44,16 +45,25 @@ def test_parse_sums_reads_physionet_lines_and_names_a_bad_line():
         "a/b.dat": digest,
         "c.hea": digest,
     }
-    with pytest.raises(InputError, match=r"SUMS line 2 .*'nonsense'"):
-        parse_sums(f"{digest}  a.dat\nnonsense\n", "SUMS")
+    assert parse_sums("") == {}
+    with pytest.raises(InputError, match=r"SUMS line 4 .*'nonsense'"):
+        parse_sums(f"\n{digest}  a.dat\n\nnonsense\n", "SUMS")
     with pytest.raises(InputError, match="line 1"):
         parse_sums(f"{digest}  ../outside.dat\n")
 
 
-def test_record_sums_gives_each_record_its_own_files():
-    sums = {"r/1.hea": "a", "r/1.dat": "b", "r/10.hea": "c", "r/2.hea": "d"}
-    got = record_sums(sums, ["r/1.", "r/2", "r/3", None])
-    assert got == ['{"r/1.dat": "b", "r/1.hea": "a"}', '{"r/2.hea": "d"}', None, None]
+def test_attach_sums_gives_each_record_its_own_files_in_order():
+    sums = pl.DataFrame(
+        {
+            "path": ["r/1.hea", "r/1.dat", "r/10.hea", "r/2.hea", "r/1_x.dat"],
+            "sha256": ["a" * 64, "b" * 64, "c" * 64, "d" * 64, "e" * 64],
+        }
+    )
+    records = pl.DataFrame({"record_id": ["2", "1", "3", "4"], "path": ["r/2", "r/1", "r/3", None]})
+    got = attach_sums(records, sums)
+    assert got.get_column("record_id").to_list() == ["2", "1", "3", "4"]
+    listed = [listed_digests(v, p) for v, p in got.select(SUMS_KEY, "path").iter_rows()]
+    assert listed == [{"r/2.hea": "d" * 64}, {"r/1.dat": "b" * 64, "r/1.hea": "a" * 64}, {}, {}]
 
 
 def test_verify_inputs_clean_then_flipped(summed_copy: Path, capsys):

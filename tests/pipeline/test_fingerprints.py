@@ -8,7 +8,6 @@ Builds run with one worker (in this process), so every data byte read goes throu
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import threading
@@ -113,16 +112,19 @@ def test_content_mode_sees_bytes_behind_an_unchanged_stat(sample, tmp_path):
     assert build(stat, "refresh").plan.nothing_to_do
 
 
+def listed(sums: dict[str, str]) -> str:
+    """A row's ``_sha256`` (SHA256SUMS.txt's lines) for the given files."""
+    return "\n".join(f"{d}  {rel.removeprefix(ROW['path'])}" for rel, d in sorted(sums.items()))
+
+
 def test_sums_fingerprint_uses_listed_digests_and_falls_back_to_stat(sample):
-    sums = write_sums(sample)
-    listed = json.dumps({k: v for k, v in sums.items() if k.startswith(ROW["path"])})
-    row = {**ROW, "_sha256": listed}
-    base = record_fingerprint(sample, row, "sha256sums")
+    sums = {k: v for k, v in write_sums(sample).items() if k.startswith(ROW["path"])}
+    base = record_fingerprint(sample, {**ROW, "_sha256": listed(sums)}, "sha256sums")
     (sample / DATA).touch()  # a new mtime: the listed digests still say the same
-    assert record_fingerprint(sample, row, "sha256sums") == base
-    other = json.dumps({k: "0" * 64 if k == DATA else v for k, v in json.loads(listed).items()})
+    assert record_fingerprint(sample, {**ROW, "_sha256": listed(sums)}, "sha256sums") == base
+    other = listed({**sums, DATA: "0" * 64})
     assert record_fingerprint(sample, {**ROW, "_sha256": other}, "sha256sums") != base
-    no_data = json.dumps({k: v for k, v in json.loads(listed).items() if k != DATA})
+    no_data = listed({k: v for k, v in sums.items() if k != DATA})
     fallback = record_fingerprint(sample, {**ROW, "_sha256": no_data}, "sha256sums")
     assert fallback == record_fingerprint(sample, ROW, "stat") != base
 
