@@ -152,8 +152,11 @@ class CountingHandler(QuietHandler):
         self.sent[self.path.split("?")[0]] += source.tell() - start
 
 
-def test_a_url_build_fetches_each_data_file_once_and_a_refresh_none(sample, tmp_path):
+@pytest.mark.parametrize("with_sums", [False, True], ids=["stat", "sha256sums"])
+def test_a_url_build_fetches_each_data_file_once_and_a_refresh_none(sample, tmp_path, with_sums):
     """Bytes sent by a loopback HTTP server (fsspec's HTTP filesystem, the s3:// code path)."""
+    if with_sums:
+        write_sums(sample)
     sent: Counter = Counter()
     handler = type("Handler", (CountingHandler,), {"sent": sent})
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(sample)))
@@ -161,7 +164,8 @@ def test_a_url_build_fetches_each_data_file_once_and_a_refresh_none(sample, tmp_
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
         cfg = config(url, tmp_path / "corpus")
-        build(cfg, "full")
+        mode = "sha256sums" if with_sums else "stat"
+        assert build(cfg, "full").manifest.fingerprint_modes == {"ptbxl": mode}
         dats = {f"/{p.relative_to(sample)}": p.stat().st_size for p in sample.rglob("*.dat")}
         dats.pop("/records100/00000/00001_lr.dat")  # not a records500 record
         assert {p: n for p, n in sent.items() if p.endswith(".dat")} == dats
