@@ -5,7 +5,8 @@ The control flow (no input check, discover -> plan -> execute -> finalise -> val
 and writes a markdown artifact with the counts. Units run in the build's local process pool or,
 when ``dask_address`` names a Dask scheduler, one Prefect task per unit on that cluster through
 prefect-dask's ``DaskTaskRunner``; the inputs are then fingerprinted on the same cluster. Tasks
-exchange paths, ids and metadata rows, never signal arrays. Correctness rests on the pipeline's
+exchange paths, ids and unit keys, never metadata rows or signal arrays (a unit's rows are in the
+file the plan wrote; its worker reads them). Progress is logged every 10 % of units or records. Correctness rests on the pipeline's
 atomic writes and completion records (a killed run resumes), not on Prefect's caching, which is
 off (``NO_CACHE``).
 
@@ -15,11 +16,12 @@ Run directly: ``python -m flows.build_corpus --config build.yaml [--mode refresh
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact
@@ -31,6 +33,8 @@ from pipeline.config_file import load_config
 from pipeline.execute import process_unit, run_units
 from pipeline.finalise import finalise, validate_corpus
 from pipeline.plan import Plan, discover, make_plan
+from pipeline.sources import registry
+from pipeline.unit_files import read_unit
 from pipeline.units import UnitResult, WorkUnit
 from schemas import Manifest
 
@@ -81,15 +85,51 @@ def process_unit_task(unit: WorkUnit, config: BuildConfig, out: str) -> UnitResu
     return result
 
 
+@dataclass
+class ProgressLog:
+    """An ``on_done`` callback that logs ``progress: i/n units, j/m records (p %)`` each time
+    another ``step`` of the units or of the records is done, and at the end."""
+
+    units: int
+    records: int
+    log: Any
+    step: float = 0.1
+    done_units: int = 0
+    done_records: int = 0
+    steps_logged: int = 0
+
+    @classmethod
+    def of(cls, units: Sequence[WorkUnit], log: Any) -> "ProgressLog":
+        return cls(len(units), sum(u.n_records for u in units), log)
+
+    def __call__(self, result: UnitResult) -> None:
+        self.done_units += 1
+        self.done_records += result.inputs
+        share = max(self.done_units / self.units, self.done_records / max(1, self.records))
+        reached = int(share / self.step + 1e-9)
+        if reached > self.steps_logged or self.done_units == self.units:
+            self.steps_logged = reached
+            self.log.info(
+                "progress: %d/%d units, %d/%d records (%d %%)",
+                self.done_units,
+                self.units,
+                self.done_records,
+                self.records,
+                round(100 * share),
+            )
+
+
 @task(name="process-units", cache_policy=NO_CACHE, **IO_RETRIES)
 def process_units_local(
     units: list[WorkUnit], config: BuildConfig, executor: Executor | None, on_done=None
 ) -> list[UnitResult]:
     """All units in the build's local process pool (``config.workers``, 0 = all cores)."""
     log = get_run_logger()
+    progress = ProgressLog.of(units, log)
 
     def done(r: UnitResult) -> None:
         log.info("%s: %d rows, %d rejected", r.path, r.rows, len(r.rejections))
+        progress(r)
         if on_done:
             on_done(r)
 
@@ -97,10 +137,23 @@ def process_units_local(
 
 
 @flow(name="process-units-dask")
-def process_units_dask(units: list[WorkUnit], config: BuildConfig) -> list[UnitResult]:
-    """One task per unit on the Dask cluster this subflow's task runner points at."""
-    futures = process_unit_task.map(units, unmapped(config), unmapped(str(config.out)))
-    return [f.result() for f in futures]
+def process_units_dask(keys: list[str], config: BuildConfig) -> list[UnitResult]:
+    """One task per unit on the Dask cluster this subflow's task runner points at.
+
+    The units come as their keys (a flow run's parameters go to the Prefect API, which refuses
+    more than 512 kB): each is read back from the rows file the plan wrote, and each worker reads
+    its unit's metadata rows itself.
+    """
+    out = str(config.out)
+    sources = registry()
+    units = [read_unit(out, key, sources) for key in keys]
+    progress = ProgressLog.of(units, get_run_logger())
+    futures = process_unit_task.map(units, unmapped(config), unmapped(out))
+    results = []
+    for future in futures:
+        results.append(future.result())
+        progress(results[-1])
+    return results
 
 
 def dask_execute(address: str) -> Callable[..., list[UnitResult]]:
@@ -109,7 +162,8 @@ def dask_execute(address: str) -> Callable[..., list[UnitResult]]:
 
     def execute(units, config, executor=None, on_done=None) -> list[UnitResult]:
         runner = DaskTaskRunner(address=address)
-        return process_units_dask.with_options(task_runner=runner)(units, config)
+        keys = [u.key for u in units]
+        return process_units_dask.with_options(task_runner=runner)(keys, config)
 
     return execute
 

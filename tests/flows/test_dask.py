@@ -12,13 +12,19 @@ whose process ids are the cluster's worker processes.
 
 from __future__ import annotations
 
+import csv
+import json
+import logging
 import os
+import re
 import shutil
 import time
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from pipeline.build import build_corpus
+from pipeline.build import build, build_corpus
 from pipeline.config import BuildConfig
 from pipeline.finalise import validate_corpus
 
@@ -92,18 +98,12 @@ def test_local_cluster_equals_local_build(prefect_server, inputs_and_local, tmp_
     assert shard_digests(tmp_path / "lc") == local
 
 
-def test_external_scheduler_equals_local_build(
-    prefect_server, prefect_env, procs, inputs_and_local, tmp_path
-):
-    import psutil
-    from distributed import Client, get_task_stream
+def start_external_cluster(procs, env: dict):
+    """``dask scheduler`` + ``dask worker --nworkers 2`` on 127.0.0.1; (address, worker proc)."""
+    from distributed import Client
 
-    from flows.build_corpus import build_corpus_flow
-
-    cfg, local = inputs_and_local
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = {**prefect_env, "PREFECT_API_URL": prefect_server}
     procs.start(
         "scheduler",
         [
@@ -143,6 +143,21 @@ def test_external_scheduler_equals_local_build(
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+    return address, dask_worker
+
+
+def test_external_scheduler_equals_local_build(
+    prefect_server, prefect_env, procs, inputs_and_local, tmp_path
+):
+    import psutil
+    from distributed import Client, get_task_stream
+
+    from flows.build_corpus import build_corpus_flow
+
+    cfg, local = inputs_and_local
+    address, dask_worker = start_external_cluster(
+        procs, {**prefect_env, "PREFECT_API_URL": prefect_server}
+    )
     with Client(address, timeout=30) as client:
         with get_task_stream(client=client) as stream:
             t0 = time.perf_counter()
@@ -160,3 +175,165 @@ def test_external_scheduler_equals_local_build(
     print(f"[dask] units ran in `dask worker` processes {sorted(pids)}")
     assert validate_corpus(tmp_path / "ext") == []
     assert shard_digests(tmp_path / "ext") == local
+
+
+# ---------------------------------------------------------------- at scale: thousands of records
+
+N_SCALE = 5000
+SCALE_PER_SHARD = 250
+
+
+def clone_mimic_layout(root: Path, ptbxl_sample: Path, statements_tsv: Path, n: int) -> Path:
+    """An ``n``-study MIMIC-IV-ECG folder made cheaply: 4 real PTB-XL signals written in MIMIC's
+    layout (:func:`write_mimic_layout`), then ``n`` studies whose headers are those 4 renamed and
+    whose ``.dat`` are hard links to theirs; 2-3 real MIMIC statements each."""
+    from pipeline.leads import canonical_order
+    from pipeline.sources.mimic import MimicLayoutRecord, mimic_record_path, write_mimic_layout
+    from pipeline.wfdb_io import read_record
+
+    with open(statements_tsv, newline="") as f:
+        said = [r["statement"] for r in csv.DictReader(f, delimiter="\t")]
+    reports = [tuple(said[i : i + 2 + i % 2]) for i in range(0, len(said) - 3, 3)]
+    t0 = datetime(2180, 1, 1)
+    heas = sorted((ptbxl_sample / "records500").glob("*/*_hr.hea"))[:4]
+    seeds = []
+    for k, hea in enumerate(heas):
+        raw = read_record(hea.with_suffix(""))
+        signal = raw.signal[canonical_order(raw.leads)]
+        seeds.append(MimicLayoutRecord(10000000 + k, 49000000 + k, t0, signal, reports[k]))
+    base = write_mimic_layout(root.parent / f"{root.name}-seeds", seeds)
+    templates = [base / mimic_record_path(s.subject_id, s.study_id) for s in seeds]
+    with open(base / "machine_measurements.csv", newline="") as f:
+        mm_header = next(csv.reader(f))
+    with open(base / "record_list.csv", newline="") as f:
+        list_header = next(csv.reader(f))
+    listed, measured = [], []
+    for i in range(n):
+        subject, study = 11000000 + i // 2, 40000000 + i
+        rel = mimic_record_path(subject, study)
+        folder = root / Path(rel).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        src = templates[i % len(templates)]
+        header = src.with_suffix(".hea").read_text().replace(src.name, str(study))
+        (folder / f"{study}.hea").write_text(header)
+        os.link(src.with_suffix(".dat"), folder / f"{study}.dat")
+        when = (t0 + timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M:%S")
+        listed.append([subject, study, study, when, rel])
+        cells = {"subject_id": subject, "study_id": study, "ecg_time": when, "cart_id": 1}
+        cells.update({f"report_{k}": s for k, s in enumerate(reports[i % len(reports)])})
+        measured.append([cells.get(c, "") for c in mm_header])
+    for name, header, rows in (
+        ("record_list.csv", list_header, listed),
+        ("machine_measurements.csv", mm_header, measured),
+    ):
+        with open(root / name, "w", newline="") as f:
+            csv.writer(f).writerows([header, *rows])
+    return root
+
+
+@pytest.fixture(scope="module")
+def scale_inputs_and_local(ptbxl_sample, mimic_statements_tsv, tmp_path_factory):
+    """N_SCALE MIMIC-layout studies and their local build (in this process) with its plan."""
+    tmp = tmp_path_factory.mktemp("dask-scale")
+    t0 = time.perf_counter()
+    root = clone_mimic_layout(tmp / "mimic", ptbxl_sample, mimic_statements_tsv, N_SCALE)
+    print(f"\n[timing] {N_SCALE} MIMIC-layout studies generated: {time.perf_counter() - t0:.1f} s")
+    cfg = BuildConfig(mimic=root, out=tmp / "local", workers=1, records_per_shard=SCALE_PER_SHARD)
+    t0 = time.perf_counter()
+    outcome = build(cfg)
+    print(f"[timing] local build of {N_SCALE} (1 worker): {time.perf_counter() - t0:.1f} s")
+    return cfg, shard_digests(cfg.out), outcome.plan
+
+
+class Lines(logging.Handler):
+    """Keeps the messages logged to it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def flow_log_lines():
+    """The messages of flow-run loggers (``get_run_logger`` in a flow) during the test."""
+    import prefect.main  # noqa: F401 (its first import configures logging, dropping handlers)
+
+    logger = logging.getLogger("prefect.flow_runs")
+    handler, level = Lines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler.lines
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def progress_shares(lines: list[str]) -> list[int]:
+    """The percentages of the ``progress:`` lines, in order."""
+    return [int(m.group(1)) for m in map(PROGRESS.search, lines) if m]
+
+
+PROGRESS = re.compile(r"^progress: \d+/\d+ units, \d+/\d+ records \((\d+) %\)$")
+
+
+def subflow_parameters(name: str) -> dict:
+    """The parameters the Prefect API stored for the latest run of flow ``name``."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[name])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=1,
+        )
+    return runs[0].parameters
+
+
+def test_external_scheduler_at_scale_equals_local_build(
+    prefect_server, prefect_env, procs, scale_inputs_and_local, flow_log_lines, tmp_path
+):
+    """N_SCALE records through an external scheduler + 2 workers: it completes (a flow run's
+    parameters over 512 kB are refused by the API), equals the local build byte for byte, the
+    units ran in the `dask worker` processes, the run logged progress at least every 10 %, and
+    the process-units-dask subflow's parameters are one unit key each (~70 bytes, whatever a
+    unit's record count: 800,035 records fit the API's 512 kB)."""
+    import psutil
+    from distributed import Client, get_task_stream
+
+    from flows.build_corpus import build_corpus_flow
+
+    cfg, local, plan = scale_inputs_and_local
+    address, dask_worker = start_external_cluster(
+        procs, {**prefect_env, "PREFECT_API_URL": prefect_server}
+    )
+    out = tmp_path / "ext"
+    with Client(address, timeout=30) as client:
+        with get_task_stream(client=client) as stream:
+            t0 = time.perf_counter()
+            build_corpus_flow(cfg.model_copy(update={"out": out}), dask_address=address)
+            print(
+                f"\n[timing] {N_SCALE} records on 2 dask workers: {time.perf_counter() - t0:.1f} s"
+            )
+        worker_pids = client.run(os.getpid)
+    pids = units_ran_on_workers(stream.data, worker_pids, out)
+    started = {p.pid for p in psutil.Process(dask_worker.pid).children(recursive=True)}
+    assert pids <= started, (pids, started)
+    assert len(list((out / "_build").glob("*/*.json"))) == len(plan.units) > 10
+    assert validate_corpus(out) == []
+    assert shard_digests(out) == local
+    params = subflow_parameters("process-units-dask")
+    keys = [u.key for u in plan.units]
+    assert params["keys"] == keys
+    per_unit = len(json.dumps(params["keys"])) / len(keys)
+    config_bytes = len(json.dumps(params)) - len(json.dumps(params["keys"]))
+    projected = config_bytes + per_unit * (800_035 / 1000 + 3)  # full MIMIC, 1,000 a shard
+    print(f"[dask] subflow parameters: {per_unit:.0f} B/unit + {config_bytes} B config")
+    assert per_unit < 200 and projected < 512 * 1024, (per_unit, projected)
+    shares = progress_shares(flow_log_lines)
+    assert shares and shares[-1] == 100, flow_log_lines[-5:]
+    largest = 100 * max(u.n_records for u in plan.units) / N_SCALE  # one unit's share, at most
+    assert all(b - a <= 10 + largest + 1 for a, b in zip([0, *shares], shares)), shares
