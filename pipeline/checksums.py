@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,7 +139,8 @@ def verify_inputs(root: Path, workers: int | None = None) -> Verification:
         raise InputError(f"no {SUMS_FILE} in {root}")
     sums = dict(zip(frame.get_column("path"), frame.get_column("sha256")))
     rels = sorted(sums)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    spawn = multiprocessing.get_context("spawn")  # polars' threads are running: never fork
+    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
         digests = list(pool.map(_digest, [str(root / r) for r in rels], chunksize=64))
     out = Verification(checked=len(rels))
     for rel, got in zip(rels, digests):
