@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -244,3 +246,39 @@ def state():
 def pytest_sessionfinish(session, exitstatus):
     """The private PREFECT_HOME (server database, profiles) goes with the session."""
     shutil.rmtree(_HOME, ignore_errors=True)
+
+
+class Lines(logging.Handler):
+    """Keeps the messages logged to it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def run_log_lines():
+    """The messages of flow- and task-run loggers (``get_run_logger``) during the test."""
+    import prefect.main  # noqa: F401 (its first import configures logging, dropping handlers)
+
+    handler = Lines()
+    loggers = [logging.getLogger(f"prefect.{kind}_runs") for kind in ("flow", "task")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    yield handler.lines
+    for logger, level in zip(loggers, levels):
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def progress_shares(lines: list[str]) -> list[int]:
+    """The percentages of the ``progress:`` lines, in order."""
+    return [int(m.group(1)) for m in map(PROGRESS.search, lines) if m]
+
+
+PROGRESS = re.compile(r"^progress: \d+/\d+ units, \d+/\d+ records \((\d+) %\)$")

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import os
-import re
 import shutil
 import time
 from datetime import datetime, timedelta
@@ -28,7 +26,7 @@ from pipeline.build import build, build_corpus
 from pipeline.config import BuildConfig
 from pipeline.finalise import validate_corpus
 
-from .conftest import BIN, add_ptbxl_records, free_port, shard_digests
+from .conftest import BIN, add_ptbxl_records, free_port, progress_shares, shard_digests
 
 UNIT_TASK = "process_unit_task"
 
@@ -245,39 +243,6 @@ def scale_inputs_and_local(ptbxl_sample, mimic_statements_tsv, tmp_path_factory)
     return cfg, shard_digests(cfg.out), outcome.plan
 
 
-class Lines(logging.Handler):
-    """Keeps the messages logged to it."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-@pytest.fixture
-def flow_log_lines():
-    """The messages of flow-run loggers (``get_run_logger`` in a flow) during the test."""
-    import prefect.main  # noqa: F401 (its first import configures logging, dropping handlers)
-
-    logger = logging.getLogger("prefect.flow_runs")
-    handler, level = Lines(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield handler.lines
-    logger.removeHandler(handler)
-    logger.setLevel(level)
-
-
-def progress_shares(lines: list[str]) -> list[int]:
-    """The percentages of the ``progress:`` lines, in order."""
-    return [int(m.group(1)) for m in map(PROGRESS.search, lines) if m]
-
-
-PROGRESS = re.compile(r"^progress: \d+/\d+ units, \d+/\d+ records \((\d+) %\)$")
-
-
 def subflow_parameters(name: str) -> dict:
     """The parameters the Prefect API stored for the latest run of flow ``name``."""
     from prefect import get_client
@@ -294,7 +259,7 @@ def subflow_parameters(name: str) -> dict:
 
 
 def test_external_scheduler_at_scale_equals_local_build(
-    prefect_server, prefect_env, procs, scale_inputs_and_local, flow_log_lines, tmp_path
+    prefect_server, prefect_env, procs, scale_inputs_and_local, run_log_lines, tmp_path
 ):
     """N_SCALE records through an external scheduler + 2 workers: it completes (a flow run's
     parameters over 512 kB are refused by the API), equals the local build byte for byte, the
@@ -333,7 +298,7 @@ def test_external_scheduler_at_scale_equals_local_build(
     projected = config_bytes + per_unit * (800_035 / 1000 + 3)  # full MIMIC, 1,000 a shard
     print(f"[dask] subflow parameters: {per_unit:.0f} B/unit + {config_bytes} B config")
     assert per_unit < 200 and projected < 512 * 1024, (per_unit, projected)
-    shares = progress_shares(flow_log_lines)
-    assert shares and shares[-1] == 100, flow_log_lines[-5:]
+    shares = progress_shares(run_log_lines)
+    assert shares and shares[-1] == 100, run_log_lines[-5:]
     largest = 100 * max(u.n_records for u in plan.units) / N_SCALE  # one unit's share, at most
     assert all(b - a <= 10 + largest + 1 for a, b in zip([0, *shares], shares)), shares

@@ -7,9 +7,11 @@ from pipeline.config import BuildConfig
 from pipeline.finalise import validate_corpus
 from schemas import CARD, REJECTIONS, read_manifest
 
+from .conftest import progress_shares
+
 
 def test_flow_and_cli_give_identical_shards(
-    prefect_server, ptbxl_sample, tmp_path, digests, monkeypatch
+    prefect_server, ptbxl_sample, tmp_path, digests, monkeypatch, run_log_lines
 ):
     """One orchestrator: the same inputs through the CLI and through the flow give byte-identical
     shards and ledger, and the same manifest (but for the config's out folder and workers). The
@@ -49,6 +51,8 @@ def test_flow_and_cli_give_identical_shards(
     summary = build_corpus_flow(cfg)
     assert summary["changed"] and validate_corpus(tmp_path / "flow") == []
     assert len(pools) == 1 and pools[0].maps == 1  # fingerprints: one map over record chunks
+    shares = progress_shares(run_log_lines)  # the local pool's progress lines, to 100 %
+    assert shares and shares == sorted(shares) and shares[-1] == 100, run_log_lines
     assert pools[0].submits == 1 + len(summary["written"])  # the chunk, then one per unit
     cli, flow = digests(tmp_path / "cli"), digests(tmp_path / "flow")
     assert cli and cli == flow
