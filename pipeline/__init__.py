@@ -9,7 +9,8 @@ one way (leaves first):
     sources/ (ptbxl, mimic; the Source protocol)               one file per dataset + its layout
     demo/                                                      synthetic PhysioNet-layout inputs
     qa, prompts, examples                                      facts, templates, corpus rows
-    units, progress                                            dataclasses; completion records
+    units, unit_files, progress                                dataclasses; units' rows; completion
+                                                               records
     plan -> execute -> finalise                                discover + fingerprint + units;
                                                                shards; ledger/manifest/card
     build                                                      the one orchestrator
