@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline import signal as sig
+from pipeline.bounded_io import resolve_record
 from pipeline.checksums import SUMS_KEY, listed_digests
 from pipeline.config import BuildConfig
 from pipeline.errors import RecordRejected
@@ -24,7 +25,6 @@ from pipeline.wfdb_io import (
     check_header_digests,
     open_record,
     read_signal,
-    resolve_record,
 )
 
 

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from pipeline import __version__
+from pipeline.bounded_io import resolve_record
 from pipeline.checksums import SUMS_KEY, attach_sums, listed_digests, read_sums
 from pipeline.config import BuildConfig
 from pipeline.errors import InputError, RecordRejected
@@ -35,7 +36,7 @@ from pipeline.splits import assign_splits, audit_splits, split_mode
 from pipeline.storage import Location, as_location, is_url
 from pipeline.unit_files import prune_unit_files, write_unit
 from pipeline.units import SourceInput, UnitResult, WorkUnit
-from pipeline.wfdb_io import RecordFiles, open_record, record_contents, resolve_record
+from pipeline.wfdb_io import RecordFiles, open_record, record_contents
 from schemas import (
     SCHEMA_VERSION,
     SPLITS,

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import wfdb
 
+from pipeline.bounded_io import resolve_record
 from pipeline.errors import RecordRejected
 from pipeline.wfdb_header import is_fast, parse_header
-from pipeline.wfdb_io import read_record, resolve_record
+from pipeline.wfdb_io import read_record
 
 REAL = [
     "records500/06000/06000_hr",
