@@ -17,7 +17,6 @@ of the main process and of the largest worker, and the shards written.
 from __future__ import annotations
 
 import argparse
-import csv
 import multiprocessing
 import os
 import shutil
@@ -25,13 +24,12 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the folder generator is shared with the Dask scale test
 SHARED = REPO.parent / "shared" / "data"
 SAMPLE = SHARED / "physionet-sample" / "ptbxl"
 STATEMENTS = SHARED / "mimic-iv-ecg" / "statements.tsv"
@@ -39,74 +37,11 @@ REAL = ["06000", "06001", "06002", "06004", "06005", "06006", "06007", "06008"]
 PER_SHARD = 1000
 
 
-def real_signals() -> list[np.ndarray]:
-    """The 8 real 500 Hz PTB-XL records in canonical lead order, mV."""
-    from pipeline.leads import canonical_order
-    from pipeline.wfdb_io import read_record
-
-    out = []
-    for ecg_id in REAL:
-        raw = read_record(SAMPLE / "records500" / "06000" / f"{ecg_id}_hr")
-        out.append(raw.signal[canonical_order(raw.leads)])
-    return out
-
-
-def statements() -> list[tuple[str, ...]]:
-    """Reports of 2-3 real MIMIC statements each, cycled through the catalogue."""
-    with open(STATEMENTS, newline="") as f:
-        lines = [r["statement"] for r in csv.DictReader(f, delimiter="\t")][:200]
-    return [tuple(lines[i : i + 2 + i % 2]) for i in range(0, len(lines) - 3, 3)]
-
-
 def generate(root: Path, n: int) -> Path:
     """An ``n``-study MIMIC-IV-ECG folder: headers written, ``.dat`` hard-linked to 8 real ones."""
-    from pipeline.sources.mimic import MimicLayoutRecord, mimic_record_path, write_mimic_layout
+    from tests.flows.mimic_clones import clone_mimic_layout
 
-    base = root.parent / "base"
-    said = statements()
-    t0 = datetime(2180, 1, 1)
-    seeds = [
-        MimicLayoutRecord(10000000 + k, 49000000 + k, t0, sig, said[k])
-        for k, sig in enumerate(real_signals())
-    ]
-    write_mimic_layout(base, seeds)
-    templates = [base / mimic_record_path(s.subject_id, s.study_id) for s in seeds]
-    with (
-        open(base / "record_list.csv", newline="") as f_list,
-        open(base / "machine_measurements.csv", newline="") as f_mm,
-    ):
-        list_header = next(csv.reader(f_list))
-        mm_header = next(csv.reader(f_mm))
-    root.mkdir(parents=True)
-    with (
-        open(root / "record_list.csv", "w", newline="") as f_list,
-        open(root / "machine_measurements.csv", "w", newline="") as f_mm,
-    ):
-        w_list, w_mm = csv.writer(f_list), csv.writer(f_mm)
-        w_list.writerow(list_header)
-        w_mm.writerow(mm_header)
-        for i in range(n):
-            add_study(root, i, templates, said, w_list, w_mm, t0, mm_header)
-    return root
-
-
-def add_study(root, i, templates, said, w_list, w_mm, t0, mm_header) -> None:
-    """Write study ``i``: its header (names replaced), a hard-linked ``.dat``, its CSV rows."""
-    from pipeline.sources.mimic import mimic_record_path
-
-    subject, study = 11000000 + i // 2, 40000000 + i
-    rel = mimic_record_path(subject, study)
-    folder = root / Path(rel).parent
-    folder.mkdir(parents=True, exist_ok=True)
-    src = templates[i % len(templates)]
-    header = src.with_suffix(".hea").read_text().replace(src.name, str(study))
-    (folder / f"{study}.hea").write_text(header)
-    os.link(src.with_suffix(".dat"), folder / f"{study}.dat")
-    when = (t0 + timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M:%S")
-    w_list.writerow([subject, study, study, when, rel])
-    cells = {"subject_id": subject, "study_id": study, "ecg_time": when, "cart_id": 1}
-    cells.update({f"report_{k}": s for k, s in enumerate(said[i % len(said)])})
-    w_mm.writerow([cells.get(c, "") for c in mm_header])
+    return clone_mimic_layout(root, SAMPLE, STATEMENTS, n, k=len(REAL))
 
 
 def change_one(root: Path, i: int = 7) -> None:
@@ -122,16 +57,9 @@ def change_one(root: Path, i: int = 7) -> None:
 
 def add_one(root: Path, n: int) -> None:
     """Append study ``n`` (a new record) to the folder and both CSVs."""
-    base = root.parent / "base"
-    templates = sorted(p.with_suffix("") for p in base.rglob("*.hea"))
-    with open(root / "machine_measurements.csv", newline="") as f:
-        mm_header = next(csv.reader(f))
-    with (
-        open(root / "record_list.csv", "a", newline="") as f_list,
-        open(root / "machine_measurements.csv", "a", newline="") as f_mm,
-    ):
-        w_list, w_mm = csv.writer(f_list), csv.writer(f_mm)
-        add_study(root, n, templates, statements(), w_list, w_mm, datetime(2180, 1, 1), mm_header)
+    from tests.flows.mimic_clones import append_study
+
+    append_study(root, n, SAMPLE, STATEMENTS)
 
 
 def run(conn, root: str, out: str, workers: int, mode: str) -> None:

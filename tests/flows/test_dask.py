@@ -12,19 +12,17 @@ whose process ids are the cluster's worker processes.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
 import time
-from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from pipeline.build import build, build_corpus
 from pipeline.config import BuildConfig
 from pipeline.finalise import validate_corpus
+from tests.flows.mimic_clones import clone_mimic_layout
 
 from .conftest import BIN, add_ptbxl_records, free_port, progress_shares, shard_digests
 
@@ -179,54 +177,6 @@ def test_external_scheduler_equals_local_build(
 
 N_SCALE = 5000
 SCALE_PER_SHARD = 250
-
-
-def clone_mimic_layout(root: Path, ptbxl_sample: Path, statements_tsv: Path, n: int) -> Path:
-    """An ``n``-study MIMIC-IV-ECG folder made cheaply: 4 real PTB-XL signals written in MIMIC's
-    layout (:func:`write_mimic_layout`), then ``n`` studies whose headers are those 4 renamed and
-    whose ``.dat`` are hard links to theirs; 2-3 real MIMIC statements each."""
-    from pipeline.leads import canonical_order
-    from pipeline.sources.mimic import MimicLayoutRecord, mimic_record_path, write_mimic_layout
-    from pipeline.wfdb_io import read_record
-
-    with open(statements_tsv, newline="") as f:
-        said = [r["statement"] for r in csv.DictReader(f, delimiter="\t")]
-    reports = [tuple(said[i : i + 2 + i % 2]) for i in range(0, len(said) - 3, 3)]
-    t0 = datetime(2180, 1, 1)
-    heas = sorted((ptbxl_sample / "records500").glob("*/*_hr.hea"))[:4]
-    seeds = []
-    for k, hea in enumerate(heas):
-        raw = read_record(hea.with_suffix(""))
-        signal = raw.signal[canonical_order(raw.leads)]
-        seeds.append(MimicLayoutRecord(10000000 + k, 49000000 + k, t0, signal, reports[k]))
-    base = write_mimic_layout(root.parent / f"{root.name}-seeds", seeds)
-    templates = [base / mimic_record_path(s.subject_id, s.study_id) for s in seeds]
-    with open(base / "machine_measurements.csv", newline="") as f:
-        mm_header = next(csv.reader(f))
-    with open(base / "record_list.csv", newline="") as f:
-        list_header = next(csv.reader(f))
-    listed, measured = [], []
-    for i in range(n):
-        subject, study = 11000000 + i // 2, 40000000 + i
-        rel = mimic_record_path(subject, study)
-        folder = root / Path(rel).parent
-        folder.mkdir(parents=True, exist_ok=True)
-        src = templates[i % len(templates)]
-        header = src.with_suffix(".hea").read_text().replace(src.name, str(study))
-        (folder / f"{study}.hea").write_text(header)
-        os.link(src.with_suffix(".dat"), folder / f"{study}.dat")
-        when = (t0 + timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M:%S")
-        listed.append([subject, study, study, when, rel])
-        cells = {"subject_id": subject, "study_id": study, "ecg_time": when, "cart_id": 1}
-        cells.update({f"report_{k}": s for k, s in enumerate(reports[i % len(reports)])})
-        measured.append([cells.get(c, "") for c in mm_header])
-    for name, header, rows in (
-        ("record_list.csv", list_header, listed),
-        ("machine_measurements.csv", mm_header, measured),
-    ):
-        with open(root / name, "w", newline="") as f:
-            csv.writer(f).writerows([header, *rows])
-    return root
 
 
 @pytest.fixture(scope="module")
