@@ -28,7 +28,7 @@ from pipeline.bounded_io import resolve_record
 from pipeline.checksums import SUMS_KEY, attach_sums, listed_digests, read_sums
 from pipeline.config import BuildConfig
 from pipeline.errors import InputError, RecordRejected
-from pipeline.progress import finished_result
+from pipeline.progress import finished_result, previous_manifest
 from pipeline.shards import shard_bucket, shard_count
 from pipeline.sources import Source
 from pipeline.sources.record import split_rejected
@@ -43,7 +43,6 @@ from schemas import (
     Manifest,
     RefreshRecord,
     Rejection,
-    read_manifest,
     sha256_file,
 )
 
@@ -268,14 +267,6 @@ def read_fingerprints(out: Path, manifest: Manifest | None) -> dict[str, str] | 
         return None
     table = pq.read_table(path).to_pydict()
     return dict(zip(table["id"], table["fingerprint"]))
-
-
-def previous_manifest(out: Path) -> Manifest | None:
-    """The corpus's current manifest, or None when there is none (or it does not parse)."""
-    try:
-        return read_manifest(out)
-    except (OSError, ValueError):
-        return None
 
 
 # ---------------------------------------------------------------- units

@@ -31,6 +31,7 @@ from schemas import (
     PROGRESS_DIR,
     REJECTIONS,
     SPLITS,
+    Manifest,
     meit_jsonl_path,
     read_manifest,
 )
@@ -246,21 +247,24 @@ def recorded_shards(out: Path, sources: Iterable[str]) -> set[str]:
     }
 
 
+def previous_manifest(out: Path) -> Manifest | None:
+    """The corpus's current manifest, or None when there is none (or it does not parse)."""
+    try:
+        return read_manifest(Path(out))
+    except (OSError, ValueError):
+        return None
+
+
 def listed_files(out: Path) -> set[str]:
     """Files (shards and MEIT jsonl) listed by the corpus's manifest; none when it has none."""
-    try:
-        manifest = read_manifest(Path(out))
-    except (OSError, ValueError):
-        return set()
-    return {f.path for f in [*manifest.files, *manifest.extra_files]}
+    manifest = previous_manifest(out)
+    return {f.path for f in [*manifest.files, *manifest.extra_files]} if manifest else set()
 
 
 def manifest_sources(out: Path) -> set[str]:
     """Sources of the corpus's manifest (none when it has none)."""
-    try:
-        return set(read_manifest(Path(out)).counts)
-    except (OSError, ValueError):
-        return set()
+    manifest = previous_manifest(out)
+    return set(manifest.counts) if manifest else set()
 
 
 def foreign_files(out: Path, sources: Iterable[str]) -> list[str]:
