@@ -17,7 +17,6 @@ from pipeline.config_file import config_error_line, load_config
 from pipeline.errors import InputError
 from pipeline.finalise import validate_corpus
 from pipeline.shards import WriteFailed
-from schemas import read_manifest
 
 DEMO_INPUTS = Path("demo-data")
 
@@ -36,7 +35,15 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="print stats; draw one record's 12 leads to a PNG")
     i.add_argument("corpus", type=Path)
     i.add_argument("--id", help="row id, e.g. ptbxl/6001 (default: the first row)")
-    i.add_argument("--png", type=Path, help="where to write the picture (default ./<id>.png)")
+    i.add_argument(
+        "--out", "--png", dest="out", type=Path, help="where to write the PNG (default ./<id>.png)"
+    )
+    i.add_argument(
+        "--raw", action="store_true", help="also draw the record as stored in WFDB (mV), above"
+    )
+    r = sub.add_parser("report", help="write a statistics report (HTML + PNGs) of a corpus")
+    r.add_argument("corpus", type=Path)
+    r.add_argument("--out", type=Path, help="report folder (default <corpus>/report)")
     c = sub.add_parser("verify-inputs", help="check a download against its SHA256SUMS.txt")
     c.add_argument("folder", type=Path)
     c.add_argument("--workers", type=int, help="hashing processes (default: all cores)")
@@ -100,13 +107,27 @@ def _validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def _inspect(args: argparse.Namespace, console: Console) -> int:
-    from pipeline.inspect import corpus_stats, find_row, plot_row
+    from pipeline.inspect import InspectError, inspect_corpus
 
-    manifest = read_manifest(args.corpus)
-    console.print_json(json.dumps(corpus_stats(args.corpus, manifest)))
-    row = find_row(args.corpus, manifest, args.id)
-    png = plot_row(row, args.png or Path(row["id"].replace("/", "_") + ".png"))
-    console.print(f"{row['id']}: {png}", highlight=False, soft_wrap=True)
+    try:
+        found = inspect_corpus(args.corpus, args.id, args.out, args.raw)
+    except InspectError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return 2
+    console.print_json(json.dumps(found.stats))
+    console.print(f"{found.row_id}: {found.png}", highlight=False, soft_wrap=True)
+    return 0
+
+
+def _report(args: argparse.Namespace, console: Console) -> int:
+    from pipeline.report import ReportError, write_report
+
+    try:
+        index = write_report(args.corpus, args.out)
+    except ReportError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return 2
+    console.print(f"report written to {index}", highlight=False, soft_wrap=True)
     return 0
 
 
@@ -145,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "build": _build,
         "validate": _validate,
         "inspect": _inspect,
+        "report": _report,
         "verify-inputs": _verify_inputs,
     }[args.command]
     return handler(args, console)

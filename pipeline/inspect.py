@@ -1,15 +1,39 @@
-"""Look at a built corpus: summary statistics and a 12-lead picture of one record."""
+"""Look at a built corpus: summary statistics and a clinical preview of one row."""
 
 from __future__ import annotations
 
-import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
-from schemas import CANONICAL_LEADS, Manifest
+from schemas import MANIFEST, Manifest, read_manifest
+
+
+class InspectError(ValueError):
+    """A user mistake (no corpus, an unknown id, no input folder for ``--raw``): one line."""
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What ``inspect`` found: the corpus statistics, the row drawn and where its PNG is."""
+
+    stats: dict
+    row_id: str
+    png: Path
+
+
+def open_manifest(corpus: Path) -> Manifest:
+    """The corpus's manifest; :class:`InspectError` when the folder has none or it does not parse."""
+    try:
+        return read_manifest(corpus)
+    except FileNotFoundError:
+        raise InspectError(f"{corpus} is not a corpus folder: it has no {MANIFEST}") from None
+    except (ValidationError, ValueError, OSError) as exc:
+        why = str(exc).splitlines()[0]
+        raise InspectError(f"{corpus}/{MANIFEST} cannot be read: {why}") from None
 
 
 def corpus_stats(corpus: Path, manifest: Manifest) -> dict:
@@ -34,46 +58,49 @@ def corpus_stats(corpus: Path, manifest: Manifest) -> dict:
 
 
 def find_row(corpus: Path, manifest: Manifest, row_id: str | None) -> dict:
-    """One row as a dict: the row ``row_id``, or the first row of the corpus when None."""
+    """One row as a dict: the row ``row_id``, or the first row of the corpus when None.
+
+    Only the shards of the id's source are read, with the id as a Parquet filter (row groups
+    whose id statistics exclude it are skipped); :class:`InspectError` when no row has the id.
+    """
     for f in manifest.files:
         if row_id is not None and f.source and not row_id.startswith(f"{f.source}/"):
             continue
-        table = pq.read_table(Path(corpus) / f.path)
-        if row_id is not None:
-            table = table.filter(pc.equal(table["id"], row_id))
-        if table.num_rows:
-            return table.slice(0, 1).to_pylist()[0]
-    raise KeyError(f"no row with id {row_id!r} in {corpus}")
-
-
-def plot_row(row: dict, png: Path) -> Path:
-    """Draw the row's 12 leads with its instruction and report; write a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ecg = np.asarray(row["ecg"], dtype=np.float32)
-    t = np.arange(ecg.shape[1]) / row["fs"]
-    fig, axes = plt.subplots(6, 2, figsize=(14, 11), sharex=True)
-    for i, ax in enumerate(axes.T.reshape(-1)):
-        ax.plot(t, ecg[i], lw=0.6, color="black")
-        ax.set_ylabel(CANONICAL_LEADS[i], rotation=0, labelpad=14)
-        ax.grid(True, lw=0.3, color="tab:red", alpha=0.4)
-    for ax in axes[-1]:
-        ax.set_xlabel("seconds")
-    user = row["messages"][0]["content"]
-    report = row["messages"][-1]["content"]
-    title = (
-        f"{row['id']}  (split {row['split']}, template {row['template_id']})\n"
-        + textwrap.fill(f"USER: {user}", 150)
-        + "\n"
-        + textwrap.fill(f"REPORT: {report}", 150)
+        path = Path(corpus) / f.path
+        if row_id is None:
+            batch = next(pq.ParquetFile(path).iter_batches(batch_size=1), None)
+            table = None if batch is None else batch.to_pylist()
+        else:
+            table = pq.read_table(path, filters=[("id", "=", row_id)]).to_pylist()
+        if table:
+            return table[0]
+    if row_id is None:
+        raise InspectError(f"{corpus} holds no rows")
+    sources = ", ".join(sorted(manifest.counts)) or "none"
+    raise InspectError(
+        f"no row with id {row_id!r} in {corpus} (ids are <source>/<record_id>, sources: {sources})"
     )
-    fig.suptitle(title, fontsize=9, ha="left", x=0.02)
-    fig.tight_layout(rect=(0, 0, 1, 0.92))
-    png = Path(png)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=90)
-    plt.close(fig)
-    return png
+
+
+def preview_path(row_id: str) -> Path:
+    """The default PNG name of a row: ``./<id with / as _>.png``."""
+    return Path(row_id.replace("/", "_") + ".png")
+
+
+def inspect_corpus(
+    corpus: Path, row_id: str | None = None, out: Path | None = None, raw: bool = False
+) -> Inspection:
+    """Statistics of ``corpus`` and a clinical preview PNG of one row (with ``raw``, its record
+    as stored in WFDB drawn in mV above it). Every user mistake is an :class:`InspectError`."""
+    from pipeline.preview import PreviewError, conditioned_view, draw_preview, raw_view
+
+    manifest = open_manifest(corpus)
+    row = find_row(corpus, manifest, row_id)
+    views = [conditioned_view(row, manifest)]
+    try:
+        if raw:
+            views.insert(0, raw_view(row, manifest, corpus))
+    except PreviewError as exc:
+        raise InspectError(str(exc)) from None
+    png = draw_preview(row, views, out or preview_path(row["id"]))
+    return Inspection(corpus_stats(corpus, manifest), row["id"], png)
