@@ -47,7 +47,36 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("verify-inputs", help="check a download against its SHA256SUMS.txt")
     c.add_argument("folder", type=Path)
     c.add_argument("--workers", type=int, help="hashing processes (default: all cores)")
+    _download_parser(sub)
     return p
+
+
+def _download_parser(sub) -> None:
+    from pipeline.physionet import DATASETS
+
+    d = sub.add_parser(
+        "download",
+        help="download PTB-XL or MIMIC-IV-ECG, verified against its SHA256SUMS.txt",
+        description="Fetch a PhysioNet dataset ("
+        + ", ".join(f"{d.name}: {d.url}" for d in DATASETS.values())
+        + ") or a mirror of it: SHA256SUMS.txt first, then every listed file that is missing "
+        "or has other bytes, in parallel; a broken transfer resumes (HTTP range requests) when "
+        "run again. Exit 2 when the listing cannot be had, 1 when a listed file failed.",
+    )
+    d.add_argument("dataset", choices=sorted(DATASETS), help="which dataset")
+    d.add_argument("--to", type=Path, required=True, metavar="FOLDER", help="where it goes")
+    d.add_argument(
+        "--from",
+        dest="source",
+        metavar="URL",
+        help="a mirror holding the same tree: any fsspec URL (s3://, gs://, https://) or folder",
+    )
+    d.add_argument("--workers", type=int, metavar="N", help="parallel transfers (default 0 = 8)")
+    d.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would be fetched and its size; write nothing",
+    )
 
 
 def _build(args: argparse.Namespace, console: Console) -> int:
@@ -158,6 +187,31 @@ def _verify_inputs(args: argparse.Namespace, console: Console) -> int:
     return 0 if found.ok else 1
 
 
+def _download(args: argparse.Namespace, console: Console) -> int:
+    from pipeline import download as dl
+
+    workers = args.workers or dl.WORKERS
+    source = dl.source_root(args.dataset, args.source)
+    try:
+        dl.check_dest(args.to)
+        raw, listing = dl.read_listing(source)
+    except (dl.SourceError, InputError) as exc:  # no listing, or --to is a file
+        console.print(
+            f"[red]download error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
+        return 2
+    plan = dl.plan_download(source, args.to, listing, workers, sizes=args.dry_run)
+    if args.dry_run:
+        dl.print_lines(console, dl.plan_lines(plan))
+        return 0
+    dl.write_listing(args.to, raw)
+    with dl.download_progress(console, plan) as (on_bytes, on_size, on_file):
+        outcomes = dl.download(plan, workers, on_bytes=on_bytes, on_size=on_size, on_file=on_file)
+    lines, ok = dl.result_lines(plan, outcomes)
+    dl.print_lines(console, lines)
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``meit-corpus`` command."""
     args = _parser().parse_args(argv)
@@ -168,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "inspect": _inspect,
         "report": _report,
         "verify-inputs": _verify_inputs,
+        "download": _download,
     }[args.command]
     return handler(args, console)
 
