@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import NoReturn
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -21,17 +23,113 @@ from pipeline.shards import WriteFailed
 DEMO_INPUTS = Path("demo-data")
 
 
+DESCRIPTION = """\
+Turn the PhysioNet ECG datasets PTB-XL and MIMIC-IV-ECG into the instruction-tuning corpus of
+MEIT: 12-lead ECGs paired with their reports and varied instructions, split by patient, written
+as Parquet shards that datasets.load_dataset(<folder>) reads."""
+
+EPILOG = """\
+examples:
+  meit-corpus build                                  the SYNTHETIC demo, into ./corpus
+  meit-corpus build --ptbxl /data/ptb-xl-1.0.3 --out corpus
+  meit-corpus build --config build.yaml              settings from a YAML file
+  meit-corpus validate corpus
+  meit-corpus inspect corpus --id ptbxl/6001
+
+'meit-corpus COMMAND --help' describes a command. A mistake in the command line, the config or
+the inputs is one line and exit code 2, before any work."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse without abbreviated options (``--ptbx`` is not taken for ``--ptbxl``) that says a
+    usage mistake in one line and exit code 2; its subcommand parsers are of this class too."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _folder(text: str) -> Path:
+    """A positional folder argument that must exist."""
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text}: {'not a folder' if path.exists() else 'no such folder'}"
+        )
+    return path
+
+
+def _workers(text: str) -> int:
+    """``--workers``: a whole number >= 0 (0 = all cores)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0 (0 = all cores)")
+    return n
+
+
+def _version() -> str:
+    """The installed package's version (``--version``)."""
+    try:
+        return version("meit-corpus")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="meit-corpus", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="build a corpus (the synthetic demo when no input is given)")
-    b.add_argument("--config", type=Path, help="YAML build config")
-    b.add_argument("--ptbxl", help="PTB-XL folder or fsspec URL (holds ptbxl_database.csv)")
-    b.add_argument("--mimic", help="MIMIC-IV-ECG folder or fsspec URL (holds record_list.csv)")
-    b.add_argument("--out", type=Path, help="corpus folder (default ./corpus)")
-    b.add_argument("--workers", type=int, help="worker processes (default: all cores)")
-    v = sub.add_parser("validate", help="check checksums, schema and counts; exit 1 on mismatch")
-    v.add_argument("corpus", type=Path)
+    p = _Parser(prog="meit-corpus", description=DESCRIPTION, epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    b = sub.add_parser(
+        "build",
+        help="build or update a corpus (the synthetic demo when no input is given)",
+        description="Build a corpus from PTB-XL and/or MIMIC-IV-ECG folders, or bring an "
+        "existing one up to date: only shards whose records changed are rewritten, and a killed "
+        "build resumes. With no input at all, writes a SYNTHETIC demo dataset to ./demo-data "
+        "and builds that. Options given here override the config file's settings.",
+    )
+    b.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="YAML settings (see README); relative paths in it are relative to the file",
+    )
+    b.add_argument(
+        "--ptbxl",
+        metavar="FOLDER",
+        help="PTB-XL 1.0.3 folder (the one holding ptbxl_database.csv), or an fsspec URL",
+    )
+    b.add_argument(
+        "--mimic",
+        metavar="FOLDER",
+        help="MIMIC-IV-ECG 1.0 folder (the one holding record_list.csv), or an fsspec URL",
+    )
+    b.add_argument(
+        "--out", type=Path, metavar="FOLDER", help="where the corpus goes (default: ./corpus)"
+    )
+    b.add_argument(
+        "--workers", type=_workers, metavar="N", help="worker processes (default 0 = all cores)"
+    )
+    b.add_argument(
+        "--replace",
+        action="store_true",
+        default=None,
+        help="remove the shards of sources the corpus holds and this build has no input for "
+        "(without it such a build is refused)",
+    )
+    v = sub.add_parser(
+        "validate",
+        help="check a corpus against its manifest; exit 1 on any mismatch",
+        description="Recompute what a corpus's manifest.json claims (file checksums, schema, "
+        "lead order, counts, splits, settings) and list every mismatch; exit 1 when there is one.",
+    )
+    v.add_argument("corpus", type=_folder, metavar="CORPUS", help="a folder written by build")
     i = sub.add_parser("inspect", help="print stats; draw one record's 12 leads to a PNG")
     i.add_argument("corpus", type=Path)
     i.add_argument("--id", help="row id, e.g. ptbxl/6001 (default: the first row)")
@@ -44,9 +142,16 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="write a statistics report (HTML + PNGs) of a corpus")
     r.add_argument("corpus", type=Path)
     r.add_argument("--out", type=Path, help="report folder (default <corpus>/report)")
-    c = sub.add_parser("verify-inputs", help="check a download against its SHA256SUMS.txt")
-    c.add_argument("folder", type=Path)
-    c.add_argument("--workers", type=int, help="hashing processes (default: all cores)")
+    c = sub.add_parser(
+        "verify-inputs",
+        help="check a PhysioNet download against its SHA256SUMS.txt",
+        description="Hash every file the dataset's SHA256SUMS.txt lists and report missing and "
+        "mismatched files (exit 1); files it does not list are noted.",
+    )
+    c.add_argument("folder", type=_folder, metavar="FOLDER", help="the dataset folder")
+    c.add_argument(
+        "--workers", type=_workers, metavar="N", help="hashing processes (default 0 = all cores)"
+    )
     _download_parser(sub)
     return p
 
@@ -164,7 +269,7 @@ def _verify_inputs(args: argparse.Namespace, console: Console) -> int:
     from pipeline.checksums import verify_inputs
 
     try:
-        found = verify_inputs(args.folder, args.workers)
+        found = verify_inputs(args.folder, args.workers or None)
     except InputError as exc:
         console.print(
             f"[red]input error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True
@@ -212,6 +317,32 @@ def _download(args: argparse.Namespace, console: Console) -> int:
     return 0 if ok else 1
 
 
+USER_OS_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+"""OS errors a command line causes (a path that is not there, not a folder, not readable): exit 2.
+Others (a full disk, an I/O error) are the machine's: exit 1."""
+
+
+def _say(console: Console, label: str, message: str) -> None:
+    """One error line, paths printed as they are (no console markup, no wrapping)."""
+    console.print(f"[red]{label}:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _run(handler, args: argparse.Namespace, console: Console) -> int:
+    """A command's handler; an input, settings or file mistake that reaches here is one line and
+    exit code 2 (never a traceback), another OS error one line and exit 1, Ctrl-C one line (130)."""
+    try:
+        return handler(args, console)
+    except (InputError, ValidationError) as exc:
+        _say(console, "input error", config_error_line(exc))
+        return 2
+    except OSError as exc:
+        _say(console, "error", config_error_line(exc))
+        return 2 if isinstance(exc, USER_OS_ERRORS) else 1
+    except KeyboardInterrupt:
+        _say(console, "interrupted", "a build resumes where it stopped when run again")
+        return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``meit-corpus`` command."""
     args = _parser().parse_args(argv)
@@ -224,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         "verify-inputs": _verify_inputs,
         "download": _download,
     }[args.command]
-    return handler(args, console)
+    return _run(handler, args, console)
 
 
 if __name__ == "__main__":

@@ -312,9 +312,17 @@ def local_location(v: object) -> object:
 
 
 def existing_folder(v: object, check: bool = True) -> object:
-    """``v`` unchanged, or ``ValueError`` when it is a local path that is not a folder."""
+    """``v`` unchanged, or ``ValueError`` when it is a local path that is not a folder, or a URL
+    whose protocol fsspec does not know or cannot load (``s3://`` without ``s3fs``)."""
     if check and isinstance(v, Path) and not v.is_dir():
         raise ValueError(f"input folder does not exist: {v}")
+    if check and isinstance(v, str) and "://" in v:
+        from fsspec.registry import get_filesystem_class
+
+        try:
+            get_filesystem_class(v.split("://", 1)[0])
+        except (ImportError, ValueError) as exc:
+            raise ValueError(f"{v}: {exc}") from None
     return v
 
 

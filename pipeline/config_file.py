@@ -58,8 +58,44 @@ def read_yaml(path: Path) -> object:
         raise ValueError(f"{path}: YAML error: {exc}") from None
 
 
+PATH_SETTINGS: tuple[tuple[str, str | None], ...] = (
+    ("ptbxl", None),
+    ("mimic", None),
+    ("out", None),
+    ("text", "translation_csv"),
+    ("text", "marian_model"),
+)
+"""Settings that name a local file or folder (plus every folder under ``sources``): in a config
+file, a relative one is relative to the file, not to the folder the command runs in."""
+
+
+def _joined(base: Path, value: object) -> object:
+    """``value`` joined to ``base`` when it is a relative local path (``~`` expanded); URLs,
+    absolute paths and non-strings as they are."""
+    if not isinstance(value, str) or "://" in value or not value:
+        return value
+    path = Path(value).expanduser()
+    return value if path.is_absolute() else str(base / path)
+
+
+def relative_to_file(data: dict, base: Path) -> dict:
+    """A config file's settings with its relative paths (:data:`PATH_SETTINGS`, ``sources``)
+    joined to ``base``, the file's folder. Returns a new dict; wrong shapes are left for the
+    model's validation to name."""
+    out = dict(data)
+    for key, sub in PATH_SETTINGS:
+        if sub is None and key in out:
+            out[key] = _joined(base, out[key])
+        elif sub is not None and isinstance(out.get(key), dict) and sub in out[key]:
+            out[key] = {**out[key], sub: _joined(base, out[key][sub])}
+    if isinstance(out.get("sources"), dict):
+        out["sources"] = {k: _joined(base, v) for k, v in out["sources"].items()}
+    return out
+
+
 def load_config(path: Path | None, **overrides: object) -> BuildConfig:
-    """Read a YAML config (or none) and apply non-None command-line overrides on top."""
+    """Read a YAML config (or none) and apply non-None command-line overrides on top. Relative
+    paths in the file are relative to its folder; those of the overrides to the working folder."""
     data: dict = {}
     if path is not None:
         loaded = read_yaml(path)
@@ -69,7 +105,7 @@ def load_config(path: Path | None, **overrides: object) -> BuildConfig:
             raise ValueError(
                 f"{path}: the config must be a mapping of settings, not a {type(loaded).__name__}"
             )
-        data.update(loaded)
+        data.update(relative_to_file(loaded, Path(path).parent))
     data.update({k: v for k, v in overrides.items() if v is not None})
     return BuildConfig.model_validate(data)
 

@@ -15,7 +15,8 @@ from schemas import SPLITS, Manifest
 
 @contextmanager
 def build_progress(console: Console) -> Iterator[tuple]:
-    """A progress bar over records; yields (on_plan, on_done) callbacks for ``build_corpus``."""
+    """A progress bar over records; yields (on_plan, on_done) callbacks for ``build_corpus``.
+    The bar appears once the build is planned, so a mistake found before is its one line alone."""
     progress = Progress(
         TextColumn("[bold]building"),
         BarColumn(),
@@ -29,12 +30,16 @@ def build_progress(console: Console) -> Iterator[tuple]:
 
     def on_plan(total: int) -> None:
         progress.update(task, total=total)
+        progress.start()
 
     def on_done(result: UnitResult) -> None:
         progress.advance(task, result.inputs)
 
-    with progress:
+    try:
         yield on_plan, on_done
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 def summary_table(manifest: Manifest) -> Table:
