@@ -7,8 +7,9 @@ changed, ``"full"`` always finalises). One executor (a local process pool unless
 e.g. a Dask client's) fingerprints the inputs and then processes the units.
 
 Before any work ``out`` is checked (:func:`pipeline.progress.check_out`: apart from every input,
-a folder, writable, new or empty or a corpus, no file in its folders that no build wrote) and
-locked: a second build of the same folder exits at once with one line naming the holder's pid,
+a folder, writable, new or empty or a corpus, no file in its folders that no build wrote; no
+source of the corpus on disk left without an input unless ``cfg.replace``, :func:`refuse_stale`)
+and locked: a second build of the same folder exits at once with one line naming the holder's pid,
 rather than wait (it would only redo or undo the first one's work). A full disk anywhere ends the
 build with :class:`pipeline.shards.DiskFull`: what was being written and about how much space the
 rest needs; no temp file is left, and the same build run again resumes.
@@ -83,6 +84,7 @@ def build(
     out = Path(cfg.out)
     names = set(cfg.inputs()) | {s.name for s in extra_sources} | manifest_sources(out)
     check_out(out, input_folders(cfg), names)
+    refuse_stale(cfg)
     with claim_out(out, names):
         plan: Plan | None = None
         try:
@@ -100,7 +102,25 @@ def build(
         problems = steps.validate(cfg.out)
     if problems:
         raise CorpusInvalid("corpus is not valid: " + "; ".join(problems))
-    return BuildOutcome(plan, manifest, sorted(r.path for r in results if r.rows))
+    return BuildOutcome(plan, manifest, manifest.refreshes[-1].written)
+
+
+def stale_sources(cfg: BuildConfig) -> list[str]:
+    """Sources whose shards the corpus on disk holds and this build has no input for."""
+    return sorted(manifest_sources(Path(cfg.out)) - set(cfg.inputs()))
+
+
+def refuse_stale(cfg: BuildConfig) -> None:
+    """Refuse (one line) a build that would leave, or silently remove, an earlier build's shards
+    of sources it no longer builds; with ``cfg.replace`` they are removed when finalising."""
+    stale = stale_sources(cfg)
+    if stale and not cfg.replace:
+        names = " and ".join(stale)
+        raise InputError(
+            f"out {cfg.out} holds {names} shards of an earlier build and this build has no "
+            f"{names} input: give its input again, or pass --replace (config replace: true) "
+            "to remove them"
+        )
 
 
 def input_folders(cfg: BuildConfig) -> dict[str, Path | str]:

@@ -44,7 +44,7 @@ source and output rates: measured 5.0 with every filter on (float64 filter and r
 plus 0.5 for the float32 input records, with tracemalloc
 (``tests/adversarial/test_config.py::test_memory_estimate_bounds_the_measured_peak``)."""
 
-HASH_EXCLUDED = ("workers", "out", "max_batch_memory_gib", "fingerprint")
+HASH_EXCLUDED = ("workers", "out", "max_batch_memory_gib", "fingerprint", "replace")
 """Settings that do not shape the data and stay out of the config hash."""
 
 
@@ -377,6 +377,11 @@ class BuildConfig(_Strict):
         "hash every byte (rsync --checksum). Not in the config hash: it decides what is redone, "
         "not what the corpus holds (a switch re-keys every unit once; the shards come out "
         "byte-identical)",
+    )
+    replace: bool = Field(
+        False,
+        description="remove the shards of sources an earlier build of out wrote and this one "
+        "has no input for (without it such a build is refused, naming them)",
     )
     signal: SignalConfig = SignalConfig()
     text: TextConfig = TextConfig()

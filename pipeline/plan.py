@@ -407,7 +407,7 @@ def make_plan(
             todo.append(unit)
         else:
             done.append(result)
-    planned = {u.relpath for u in units}
+    planned = {u.relpath for u in units} | {r.path for r in done}  # done: possibly renumbered
     previous_shards = sorted(f.path for f in previous.files) if previous else []
     return Plan(
         sources=list(sources),

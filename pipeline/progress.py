@@ -14,7 +14,6 @@ another plan, a missing, truncated or altered shard) is rebuilt. Nothing on disk
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,24 +24,27 @@ from pipeline.errors import InputError
 from pipeline.shards import file_digest, is_temp, write_text_atomic
 from pipeline.units import UnitResult, WorkUnit
 from schemas import (
+    CARD,
+    DATA_DIR,
     FINGERPRINTS,
     MANIFEST,
     MEIT_DIR,
+    META_DIR,
     PROGRESS_DIR,
     REJECTIONS,
+    REPORT_DIR,
     SPLITS,
     Manifest,
     meit_jsonl_path,
+    parse_shard_path,
     read_manifest,
+    source_dir,
 )
 
 LOCK_FILE = ".build.lock"
 """Held (``flock`` through ``filelock``) by the one build writing the folder."""
 HOLDER_FILE = ".build.pid"
 """The pid of the build holding the lock (a lock file's own bytes are not safe to write)."""
-SHARD_NAME = re.compile(rf"^({'|'.join(SPLITS)})-\d{{5}}-of-\d{{5}}\.parquet$")
-"""A shard's name (:func:`schemas.shard_name`): a file so named in a source's folder is the
-pipeline's, even when a kill came between its rename and its completion record."""
 
 # ---------------------------------------------------------------- completion records
 
@@ -71,7 +73,10 @@ def finished_result(out: Path, unit: WorkUnit) -> UnitResult | None:
         result = UnitResult.from_json(done.read_text())
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
-    if result.key != unit.key or result.path != unit.relpath:
+    # Finalising may have renumbered the shard (no gaps per split): any shard path of the unit's
+    # source and split, holding the recorded bytes.
+    ref = parse_shard_path(result.path)
+    if result.key != unit.key or ref is None or (ref.source, ref.split) != (unit.name, unit.split):
         return None
     if result.rows and not shard_matches(out, result):
         return None
@@ -106,9 +111,12 @@ def overlap(out: Path, folder: Path) -> str | None:
 
 
 def corpus_folders(out: Path, sources: Iterable[str]) -> list[Path]:
-    """The folders a build writes into under ``out``: one per source, MEIT's jsonl, progress."""
-    return [Path(out) / s for s in sorted(set(sources))] + [
+    """The folders a build writes into under ``out``: one per source, ``data/``, MEIT's jsonl,
+    ``meta/``, progress (last)."""
+    return [Path(out) / source_dir(s) for s in sorted(set(sources))] + [
+        Path(out) / DATA_DIR,
         Path(out) / MEIT_DIR,
+        Path(out) / META_DIR,
         Path(out) / PROGRESS_DIR,
     ]
 
@@ -132,7 +140,12 @@ def check_out(out: Path, inputs: Mapping[str, object], sources: Iterable[str]) -
     if out.exists() and not out.is_dir():
         raise InputError(f"out {out} is a file, not a folder")
     if out.is_dir() and not (out / MANIFEST).is_file():
-        mine = set(sources) | {MEIT_DIR, PROGRESS_DIR, FINGERPRINTS, REJECTIONS}
+        # the build's top-level names (and a killed first build's of the layout before data/);
+        # a card only beside build records (a killed build writes it before its manifest)
+        mine = set(sources) | {DATA_DIR, META_DIR, PROGRESS_DIR, REPORT_DIR, "meit"}
+        mine |= {"rejections.parquet", "fingerprints.parquet"}
+        if (out / PROGRESS_DIR).is_dir():
+            mine.add(CARD)
         others = sorted(
             p.name for p in out.iterdir() if not p.name.startswith(".") and p.name not in mine
         )
@@ -224,7 +237,12 @@ def clean_stray_temps(out: Path, sources: Iterable[str]) -> list[str]:
     the build lock: then no writer of this folder is alive."""
     out = Path(out)
     folders = [out, *corpus_folders(out, sources)]
-    folders += [d for d in (out / PROGRESS_DIR).glob("*") if d.is_dir() and not d.is_symlink()]
+    folders += [
+        d
+        for pattern in ("*", f"{DATA_DIR}/*")
+        for d in (out / PROGRESS_DIR).glob(pattern)
+        if d.is_dir() and not d.is_symlink()
+    ]
     removed = []
     for folder in folders:
         if not folder.is_dir():
@@ -237,14 +255,23 @@ def clean_stray_temps(out: Path, sources: Iterable[str]) -> list[str]:
 
 
 def recorded_shards(out: Path, sources: Iterable[str]) -> set[str]:
-    """Shards named by completion records in ``_build/`` (written by a build of this folder)."""
+    """Shards named by completion records in ``_build/`` (written by a build of this folder):
+    each record's planned path and the path it records (finalising may have renumbered it)."""
     progress = Path(out) / PROGRESS_DIR
-    return {
-        f"{s}/{p.name.removesuffix('.json')}"
-        for s in sources
-        for p in (progress / s).glob("*.json")
-        if not is_temp(p)
-    }
+    found = set()
+    for s in sources:
+        for p in (progress / source_dir(s)).glob("*.json"):
+            if is_temp(p):
+                continue
+            found.add(f"{source_dir(s)}/{p.name.removesuffix('.json')}")
+            try:
+                path = UnitResult.from_json(p.read_text()).path
+            except (OSError, ValueError, TypeError, KeyError, AttributeError):
+                continue
+            ref = parse_shard_path(path)
+            if ref is not None and ref.source == s:
+                found.add(path)
+    return found
 
 
 def previous_manifest(out: Path) -> Manifest | None:
@@ -256,9 +283,9 @@ def previous_manifest(out: Path) -> Manifest | None:
 
 
 def listed_files(out: Path) -> set[str]:
-    """Files (shards and MEIT jsonl) listed by the corpus's manifest; none when it has none."""
+    """Files listed by the corpus's manifest (shards, ledger, jsonl, fingerprints, card)."""
     manifest = previous_manifest(out)
-    return {f.path for f in [*manifest.files, *manifest.extra_files]} if manifest else set()
+    return {f.path for f in manifest.listed()} if manifest else set()
 
 
 def manifest_sources(out: Path) -> set[str]:
@@ -279,6 +306,7 @@ def foreign_files(out: Path, sources: Iterable[str]) -> list[str]:
     sources = set(sources)
     ours = listed_files(out) | recorded_shards(out, sources) | {REJECTIONS, FINGERPRINTS}
     ours |= {meit_jsonl_path(s, split) for s in sources for split in SPLITS}
+    ours |= {source_dir(s) for s in sources} | {MEIT_DIR}
     found = set()
     for folder in corpus_folders(out, sources)[:-1]:
         if folder.is_dir():
@@ -293,9 +321,15 @@ def foreign_files(out: Path, sources: Iterable[str]) -> list[str]:
 
 
 def _shard_named(out: Path, rel: str, sources: set[str]) -> bool:
-    """True for a file named as the pipeline names shards, directly in a source's folder."""
-    folder, _, name = rel.partition("/")
-    return folder in sources and bool(SHARD_NAME.match(name)) and (Path(out) / rel).is_file()
+    """True for a file named as the pipeline names shards, directly in a source's folder: the
+    pipeline's, even when a kill came between its rename and its completion record."""
+    ref = parse_shard_path(rel)
+    return (
+        ref is not None
+        and ref.source in sources
+        and ref.split in SPLITS
+        and (Path(out) / rel).is_file()
+    )
 
 
 def refuse_foreign(out: Path, sources: Iterable[str]) -> None:

@@ -4,11 +4,13 @@ Checked, each failure one line: the manifest parses and its schema version is re
 config is a valid build config whose hash is the listed ``config_hash``, and whose rate, length,
 split rule and synthetic flag are the manifest's; every listed file is present, inside the
 corpus, with its sha256, row count and schema (lead order and version in the schema metadata);
-no other ``.parquet`` or ``.jsonl`` lies under the corpus; the rows themselves: ids unique and
-well formed, each shard's source, split, record count and ``fs`` column, records per split against
-the counts, every row's split against the split rule, the normalisation on a sample of rows;
-the ledger's count per reason against the counts and its ids disjoint from the corpus's; the
-fingerprinted input records = kept + rejected; MEIT's jsonl holds the ids of its split's shards.
+shards numbered 0 .. N-1 of N per (source, split), without gaps; no other ``.parquet`` or
+``.jsonl`` lies anywhere in the folder (outside the build records in ``_build/``); the rows
+themselves: ids unique and well formed, each shard's source, split, record count and ``fs``
+column, records per split against the counts, the split audit's patients against the rows, every
+row's split against the split rule, the normalisation on a sample of rows; the ledger's count per
+reason against the counts and its ids disjoint from the corpus's; the fingerprinted input
+records = kept + rejected; MEIT's jsonl holds the ids of its split's shards.
 
 A file whose sha256 differs is reported once and not read further (it may not even parse).
 """
@@ -16,8 +18,7 @@ A file whose sha256 differs is reported once and not read further (it may not ev
 from __future__ import annotations
 
 import json
-import re
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path, PurePosixPath
 
 import polars as pl
@@ -28,6 +29,7 @@ from pydantic import ValidationError
 from pipeline.config import BuildConfig, config_hash
 from pipeline.config_file import config_error_line
 from pipeline.validate_rows import (
+    check_audit,
     check_normalisation,
     check_rows,
     check_splits,
@@ -38,16 +40,16 @@ from pipeline.validate_rows import (
 from schemas import (
     CANONICAL_LEADS,
     MANIFEST,
+    PROGRESS_DIR,
     FileEntry,
     Manifest,
     check_schema_version,
     corpus_schema,
+    parse_shard_path,
     read_manifest,
     rejection_schema,
     sha256_file,
 )
-
-SHARD_NAME = re.compile(r"^(?P<source>[^/]+)/(?P<split>[^/-]+)-\d{5}-of-\d{5}\.parquet$")
 
 
 def validate_corpus(corpus: Path) -> list[str]:
@@ -70,6 +72,7 @@ def validate_corpus(corpus: Path) -> list[str]:
     problems += found
     verified, found = check_files(corpus, manifest)
     problems += found
+    problems += numbering_problems(manifest)
     problems += unlisted_files(corpus, manifest)
     rows, read, found = read_rows(corpus, manifest.files, verified)
     problems += found
@@ -77,6 +80,7 @@ def validate_corpus(corpus: Path) -> list[str]:
     # (the unreadable shard is reported already; missing rows would only repeat it).
     blind = {(f.source, f.split) for f in manifest.files if f.path not in read}
     problems += check_rows(manifest, rows, blind)
+    problems += check_audit(manifest, rows, blind)
     if cfg is not None:
         problems += check_splits(manifest, cfg, rows)
         problems += check_normalisation(corpus, manifest, cfg, verified)
@@ -146,11 +150,8 @@ def check_files(corpus: Path, manifest: Manifest) -> tuple[set[str], list[str]]:
     verified: set[str] = set()
     expected = corpus_schema(manifest.n_samples)
     shards = {f.path for f in manifest.files}
-    entries = [*manifest.files, manifest.rejections, *manifest.extra_files]
-    if manifest.fingerprints is not None:
-        entries.append(manifest.fingerprints)
     seen: set[str] = set()
-    for entry in entries:
+    for entry in manifest.listed():
         if entry.path in seen:
             problems.append(f"{entry.path}: listed twice in the manifest")
             continue
@@ -175,10 +176,10 @@ def check_files(corpus: Path, manifest: Manifest) -> tuple[set[str], list[str]]:
 
 
 def shard_name_problems(entry: FileEntry) -> list[str]:
-    """A shard's path must be ``<source>/<split>-NNNNN-of-NNNNN.parquet`` of its own entry
+    """A shard's path must be ``data/<source>/<split>-NNNNN-of-NNNNN.parquet`` of its own entry
     (``datasets`` takes the split from the file name)."""
-    m = SHARD_NAME.match(entry.path)
-    if m is None or (m["source"], m["split"]) != (entry.source, entry.split):
+    ref = parse_shard_path(entry.path)
+    if ref is None or (ref.source, ref.split) != (entry.source, entry.split):
         return [
             f"{entry.path}: name does not match its entry (source {entry.source}, "
             f"split {entry.split})"
@@ -186,11 +187,35 @@ def shard_name_problems(entry: FileEntry) -> list[str]:
     return []
 
 
+def numbering_problems(manifest: Manifest) -> list[str]:
+    """Per (source, split), the shards must be numbered 0 .. N-1 of N (no gap, one N)."""
+    groups: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+    for entry in manifest.files:
+        ref = parse_shard_path(entry.path)
+        if ref is not None:
+            groups[(ref.source, ref.split)].append((ref.index, ref.count))
+    problems = []
+    for (source, split), refs in sorted(groups.items()):
+        n = len(refs)
+        if sorted(refs) != [(i, n) for i in range(n)]:
+            shown = ", ".join(f"{i:05d}-of-{c:05d}" for i, c in sorted(refs))
+            problems.append(
+                f"{source} {split}: shards are numbered {shown}, not 0 .. {n - 1} of {n}"
+            )
+    return problems
+
+
+def text_rows(path: Path) -> int:
+    """Non-empty lines of a text file (a jsonl's rows; what the manifest lists for the card)."""
+    with Path(path).open(encoding="utf-8", errors="replace") as f:
+        return sum(1 for line in f if line.strip())
+
+
 def file_problems(path: Path, entry: FileEntry, schema: pa.Schema | None) -> tuple[list[str], bool]:
     """Row count (lines of a jsonl) and, for a shard (``schema`` given), schema and metadata;
     and whether the file can be read further."""
     if not entry.path.endswith(".parquet"):
-        lines = sum(1 for line in path.open(encoding="utf-8", errors="replace") if line.strip())
+        lines = text_rows(path)
         if lines != entry.rows:
             return [f"{entry.path}: {lines} lines, manifest says {entry.rows}"], True
         return [], True
@@ -218,15 +243,15 @@ def file_problems(path: Path, entry: FileEntry, schema: pa.Schema | None) -> tup
 
 
 def unlisted_files(corpus: Path, manifest: Manifest) -> list[str]:
-    """Parquet and jsonl files under the corpus folder that the manifest does not list."""
-    listed = {f.path for f in [*manifest.files, manifest.rejections, *manifest.extra_files]}
-    if manifest.fingerprints is not None:
-        listed.add(manifest.fingerprints.path)
+    """Parquet and jsonl files anywhere in the corpus folder (outside the build records in
+    ``_build/``) that the manifest does not list: a glob over the folder would read them."""
+    listed = {f.path for f in manifest.listed()}
     on_disk = [p for pattern in ("*.parquet", "*.jsonl") for p in corpus.rglob(pattern)]
+    found = sorted(p.relative_to(corpus).as_posix() for p in on_disk if p.is_file())
     return [
         f"{rel}: not listed in the manifest"
-        for rel in sorted(p.relative_to(corpus).as_posix() for p in on_disk if p.is_file())
-        if rel not in listed
+        for rel in found
+        if rel not in listed and PurePosixPath(rel).parts[0] != PROGRESS_DIR
     ]
 
 

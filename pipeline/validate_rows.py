@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from pipeline.config import BuildConfig
 from pipeline.sources import registry
 from pipeline.splits import fold_split, hash_split, split_mode
-from schemas import FileEntry, Manifest, decode_ecg
+from schemas import MANIFEST, SPLITS, FileEntry, Manifest, decode_ecg
 
 ROW_COLUMNS = [
     "id",
@@ -161,6 +161,25 @@ def check_splits(manifest: Manifest, cfg: BuildConfig, rows: pl.DataFrame) -> li
             n = int((leaking["n"] > 1).sum())
             if n:
                 problems.append(f"{name}: {count(n, 'patient')} in more than one split")
+    return problems
+
+
+def check_audit(
+    manifest: Manifest, rows: pl.DataFrame, blind: set[tuple[str | None, str | None]]
+) -> list[str]:
+    """The split audit's patients per split are the distinct patients of the rows (kept records
+    only), except for a source with an unread shard."""
+    problems = []
+    unread = {source for source, _ in blind}
+    for name, audit in sorted(manifest.splits.items()):
+        if name in unread:
+            continue
+        part = rows.filter(pl.col("source") == name)
+        found = {s: part.filter(pl.col("split") == s)["patient_id"].n_unique() for s in SPLITS}
+        said = {s: audit.patients.get(s, 0) for s in SPLITS}
+        if found != said:
+            shown = ", ".join(f"{s} {n}" for s, n in found.items())
+            problems.append(f"{MANIFEST}: splits.{name}.patients are not the rows' ({shown})")
     return problems
 
 

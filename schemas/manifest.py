@@ -43,7 +43,8 @@ class SourceCounts(BaseModel):
 
 
 class SplitAudit(BaseModel):
-    """Patients per split of one source; ``leaking_patients`` (in more than one split) must be 0.
+    """Patients per split of one source, counted over the corpus's rows (kept records only);
+    ``leaking_patients`` (in more than one split) must be 0.
 
     ``mode`` is ``folds`` (PTB-XL), ``patient`` (hash of the patient id) or ``meit`` (MEIT's
     record-level split, which leaks patients: ``leaks`` is then true and says so).
@@ -110,6 +111,12 @@ class Manifest(BaseModel):
         "SHA256SUMS.txt), stat (size and mtime or ETag) or content (every byte)",
     )
     refreshes: list[RefreshRecord] = Field(default_factory=list)
+    card: FileEntry | None = Field(None, description="the dataset card (README.md)")
+
+    def listed(self) -> list[FileEntry]:
+        """Every file the manifest lists: shards, ledger, MEIT jsonl, fingerprints, card."""
+        optional = [e for e in (self.fingerprints, self.card) if e is not None]
+        return [*self.files, self.rejections, *self.extra_files, *optional]
 
     def check_counts(self) -> list[str]:
         """Problems with the counts (empty when seen = kept + rejected everywhere and rows agree)."""

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from schemas import FINGERPRINTS, REJECTIONS, shard_path, source_dir
 
-TRAIN = "ptbxl/train-00000-of-00001.parquet"
-TEST = "ptbxl/test-00000-of-00001.parquet"
+TRAIN = shard_path("ptbxl", "train", 0, 1)
+TEST = shard_path("ptbxl", "test", 0, 1)
 
 
 def build_args(ptbxl: Path, out: Path, workers: int = 1) -> list[str]:
@@ -31,9 +32,9 @@ def run_cli(args: list[str], capsys) -> tuple[int, str]:
 
 def corpus_bytes(out: Path) -> dict[str, str]:
     """sha256 of the shards, the ledger and the fingerprints: what a rerun must reproduce."""
-    paths = sorted(out.glob("ptbxl/*.parquet")) + [
-        out / "rejections.parquet",
-        out / "fingerprints.parquet",
+    paths = sorted(out.glob(f"{source_dir('ptbxl')}/*.parquet")) + [
+        out / REJECTIONS,
+        out / FINGERPRINTS,
     ]
     return {
         p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths

@@ -23,6 +23,7 @@ from pipeline.cli import main
 from pipeline.conditioning import Loaded, condition
 from pipeline.config import BuildConfig, batch_memory_bytes
 from pipeline.config_file import load_config
+from schemas import DATA_DIR, REJECTIONS
 
 PTB = "ptbxl: {ptbxl}\n"
 
@@ -596,7 +597,7 @@ def test_config_path_with_brackets_is_printed_as_it_is(tmp_path: Path, capsys):
 
 def digests(corpus: Path) -> dict[str, str]:
     """sha256 of every shard and of the ledger."""
-    files = [*corpus.glob("*/*.parquet"), corpus / "rejections.parquet"]
+    files = [*corpus.glob(f"{DATA_DIR}/*/*.parquet"), corpus / REJECTIONS]
     return {
         p.relative_to(corpus).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files
     }
@@ -623,7 +624,7 @@ def test_record_too_slow_for_the_filters_is_rejected_not_crashed(ptbxl_sample: P
     settings = dict(ptbxl=root, workers=1, signal={"bandpass_hz": (0.5, 150)})
     cfg = BuildConfig(out=tmp_path / "corpus", **settings)
     build_corpus(cfg)
-    ledger = pq.read_table(tmp_path / "corpus/rejections.parquet").to_pylist()
+    ledger = pq.read_table(tmp_path / "corpus" / REJECTIONS).to_pylist()
     assert [r for r in ledger if r["record_id"] == "6000"] == [
         {
             "source": "ptbxl",

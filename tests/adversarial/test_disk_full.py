@@ -23,6 +23,7 @@ import pytest
 from pipeline import shards
 from pipeline.finalise import validate_corpus
 from pipeline.unit_files import PLAN_DIR
+from schemas import FINGERPRINTS, REJECTIONS
 from tests.adversarial.conftest import TEST, TRAIN, build_args, corpus_bytes
 from tests.adversarial.conftest import run_cli as run_build
 
@@ -95,7 +96,7 @@ FULL_CASES = [
     ),
     FullCase(
         "fingerprints",
-        "fingerprints.parquet",
+        FINGERPRINTS,
         (TRAIN, f"_build/{TRAIN}.json", TEST, f"_build/{TEST}.json"),
         0,
         "finalising",
@@ -103,28 +104,27 @@ FULL_CASES = [
     ),
     FullCase(
         "ledger",
-        "rejections.parquet",
-        (TRAIN, f"_build/{TRAIN}.json", TEST, f"_build/{TEST}.json", "fingerprints.parquet"),
+        REJECTIONS,
+        (TRAIN, f"_build/{TRAIN}.json", TEST, f"_build/{TEST}.json", FINGERPRINTS),
         0,
         "finalising",
-        frozenset(UNITS | {"fingerprints.parquet"}),
+        frozenset(UNITS | {FINGERPRINTS}),
     ),
     FullCase(
         "manifest",
         "manifest.json",
-        (*sorted(UNITS - {".build.lock"}), "fingerprints.parquet", "rejections.parquet"),
+        (*sorted(UNITS - {".build.lock"}), FINGERPRINTS, REJECTIONS),
         0,
         "finalising",
-        frozenset(UNITS | {"fingerprints.parquet", "rejections.parquet"}),
+        frozenset(UNITS | {FINGERPRINTS, REJECTIONS}),
     ),
     FullCase(
         "dataset_card",
         "README.md",
-        (*sorted(UNITS - {".build.lock"}), "fingerprints.parquet", "rejections.parquet")
-        + ("manifest.json",),
+        (*sorted(UNITS - {".build.lock"}), FINGERPRINTS, REJECTIONS) + ("manifest.json",),
         0,
         "finalising",
-        frozenset(UNITS | {"fingerprints.parquet", "rejections.parquet", "manifest.json"}),
+        frozenset(UNITS | {FINGERPRINTS, REJECTIONS, "manifest.json"}),
     ),
 ]
 
@@ -203,7 +203,7 @@ def test_a_full_disk_while_writing_the_ledger(ptbxl, reference, tmp_path, monkey
         r"the same build again, it resumes",
         line,
     ), line
-    assert files(out) == UNITS | {"fingerprints.parquet"}
+    assert files(out) == UNITS | {FINGERPRINTS}
     monkeypatch.undo()
     rerun_equals_clean(build_args(ptbxl, out), out, reference, capsys)
 

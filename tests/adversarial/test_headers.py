@@ -29,7 +29,7 @@ from pipeline.build import build_corpus
 from pipeline.conditioning import load_one
 from pipeline.config import BuildConfig, SignalConfig
 from pipeline.errors import RecordRejected
-from schemas import read_manifest
+from schemas import REJECTIONS, read_manifest
 from tests.conftest import REPO
 
 SAMPLE = "records500/06000/06000_hr"
@@ -750,7 +750,7 @@ class Built:
 def read_corpus(root: Path, out: Path) -> Built:
     ledger = {
         r["record_id"]: (r["reason"], r["detail"])
-        for r in pq.read_table(out / "rejections.parquet").to_pylist()
+        for r in pq.read_table(out / REJECTIONS).to_pylist()
     }
     ecg = {}
     for f in read_manifest(out).files:
@@ -762,7 +762,7 @@ def read_corpus(root: Path, out: Path) -> Built:
 def corpus_digest(out: Path) -> dict[str, str]:
     """sha256 of every shard and of the ledger."""
     manifest = read_manifest(out)
-    paths = [f.path for f in manifest.files] + ["rejections.parquet"]
+    paths = [f.path for f in manifest.files] + [REJECTIONS]
     return {p: hashlib.sha256((out / p).read_bytes()).hexdigest() for p in sorted(paths)}
 
 

@@ -23,6 +23,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.finalise import validate_corpus
 from pipeline.unit_files import PLAN_DIR
+from schemas import FINGERPRINTS, REJECTIONS, source_dir
 from tests.adversarial.conftest import TEST, TRAIN, build_args, corpus_bytes
 from tests.conftest import REPO, need_module
 
@@ -82,13 +83,13 @@ print("the build was not killed")
 # What each kill leaves in the corpus folder (a temp file's pid shown as PID).
 LEFT = {
     "after_discovery": LOCKS,
-    "mid_shard": LOCKS | {"ptbxl/.train-00000-of-00001.parquet.tmp-PID"},
+    "mid_shard": LOCKS | {"data/ptbxl/.train-00000-of-00001.parquet.tmp-PID"},
     "between_units": LOCKS | {TRAIN, f"_build/{TRAIN}.json"},
     "mid_finalise": LOCKS
-    | {TRAIN, TEST, *RECORDS, "fingerprints.parquet", "rejections.parquet"}
+    | {TRAIN, TEST, *RECORDS, FINGERPRINTS, REJECTIONS}
     | {".manifest.json.tmp-PID"},
     "before_validate": LOCKS
-    | {TRAIN, TEST, *RECORDS, "fingerprints.parquet", "rejections.parquet"}
+    | {TRAIN, TEST, *RECORDS, FINGERPRINTS, REJECTIONS}
     | {"manifest.json", "README.md"},
 }
 
@@ -183,7 +184,7 @@ def test_kill_9_of_the_build_takes_its_workers_with_it(ptbxl: Path, tmp_path: Pa
                 break
             family.update({k.pid: k for k in kids})
             workers = [k for k in kids if "spawn_main" in " ".join(_cmdline(k))]
-            if len(workers) == 2 and list((out / "ptbxl").glob(".*.tmp-*")):
+            if len(workers) == 2 and list((out / source_dir("ptbxl")).glob(".*.tmp-*")):
                 os.kill(build.pid, signal.SIGKILL)
                 break
             time.sleep(0.01)

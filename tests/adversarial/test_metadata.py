@@ -36,7 +36,7 @@ from pipeline.errors import InputError
 from pipeline.leads import canonical_order
 from pipeline.plan import make_plan
 from pipeline.sources.mimic import MimicLayoutRecord, write_mimic_layout
-from schemas import read_manifest
+from schemas import DATA_DIR, FINGERPRINTS, REJECTIONS, read_manifest, source_dir
 
 PTBXL_CSV = "ptbxl_database.csv"
 RECORD_LIST = "record_list.csv"
@@ -736,21 +736,21 @@ def write_mimic(ptbxl_sample: Path, root: Path) -> Path:
 def corpus_rows(out: Path, source: str) -> dict[str, dict]:
     """Record id -> row of the built corpus."""
     rows = {}
-    for path in sorted((out / source).glob("*.parquet")):
+    for path in sorted((out / source_dir(source)).glob("*.parquet")):
         for row in pq.read_table(path).to_pylist():
             rows[row["record_id"]] = row
     return rows
 
 
 def ledger(out: Path) -> dict[str, tuple[str, str]]:
-    table = pq.read_table(out / "rejections.parquet").to_pylist()
+    table = pq.read_table(out / REJECTIONS).to_pylist()
     return {r["record_id"]: (r["reason"], r["detail"]) for r in table}
 
 
 def written(out: Path) -> dict[str, str]:
     """sha256 of shards, ledger and fingerprints."""
-    files = [*sorted(out.glob("*/*.parquet")), out / "rejections.parquet"]
-    files.append(out / "fingerprints.parquet")
+    files = [*sorted(out.glob(f"{DATA_DIR}/*/*.parquet")), out / REJECTIONS]
+    files.append(out / FINGERPRINTS)
     return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.finalise import remove_stale, validate_corpus
+from schemas import DATA_DIR, FINGERPRINTS, MEIT_DIR, PROGRESS_DIR, REJECTIONS, source_dir
 from tests.adversarial.conftest import TEST, TRAIN, build_args, corpus_bytes, run_cli
 from tests.conftest import REPO
 
@@ -123,7 +124,8 @@ def _not_a_corpus(tmp: Path) -> Path:
 def _source_folder_link(tmp: Path, ptbxl: Path) -> Path:
     out = tmp / "corpus"
     out.mkdir()
-    _link(ptbxl, out / "ptbxl")
+    (out / DATA_DIR).mkdir()
+    _link(ptbxl, out / source_dir("ptbxl"))
     return out
 
 
@@ -143,7 +145,7 @@ OUT_CASES = [
     OutCase(
         "out_source_folder_a_link_into_the_input",
         lambda t, p, r, m: _source_folder_link(t, p),
-        overlap("is", "out's folder ptbxl {out}/ptbxl"),
+        overlap("is", "out's folder ptbxl {out}/data/ptbxl"),
     ),
     OutCase(
         "out_a_file",
@@ -173,8 +175,8 @@ OUT_CASES = [
     ),
     OutCase(
         "user_file_in_a_source_folder",
-        lambda t, p, r, m: _corpus_with(t, r, "ptbxl/mine.parquet"),
-        "input error: out {out} holds ptbxl/mine.parquet, which no build of this corpus wrote: "
+        lambda t, p, r, m: _corpus_with(t, r, "data/ptbxl/mine.parquet"),
+        "input error: out {out} holds data/ptbxl/mine.parquet, which no build of this corpus wrote: "
         "move it out (a build deletes only its own files)",
     ),
     OutCase(
@@ -185,8 +187,8 @@ OUT_CASES = [
     ),
     OutCase(
         "user_file_in_the_meit_folder",
-        lambda t, p, r, m: _corpus_with(t, r, "meit/mine.jsonl"),
-        "input error: out {out} holds meit/mine.jsonl, which no build of this corpus wrote: "
+        lambda t, p, r, m: _corpus_with(t, r, "meta/meit/mine.jsonl"),
+        "input error: out {out} holds meta/meit/mine.jsonl, which no build of this corpus wrote: "
         "move it out (a build deletes only its own files)",
     ),
 ]
@@ -229,17 +231,20 @@ def test_remove_stale_deletes_only_what_a_build_listed_or_recorded(reference: Pa
     even when they are named like shards; the listed shards and their records go."""
     out = tmp_path / "corpus"
     shutil.copytree(reference, out)
-    users = {"ptbxl/mine.parquet": b"mine", "ptbxl/train-00003-of-00009.parquet": b"also mine"}
+    users = {
+        "data/ptbxl/mine.parquet": b"mine",
+        "data/ptbxl/train-00003-of-00009.parquet": b"also mine",
+    }
     for rel, data in users.items():
         (out / rel).write_bytes(data)
-    (out / "ptbxl" / ".train-00000-of-00001.parquet.tmp-4242").write_bytes(b"half")
-    assert remove_stale(out, set(), ["ptbxl"]) == [TEST, TRAIN]
+    (out / source_dir("ptbxl") / ".train-00000-of-00001.parquet.tmp-4242").write_bytes(b"half")
+    assert remove_stale(out, set(), ["ptbxl"]) == [TEST, TRAIN, FINGERPRINTS, REJECTIONS]
     assert {rel: (out / rel).read_bytes() for rel in users} == users
-    assert sorted(p.name for p in (out / "ptbxl").iterdir()) == [
+    assert sorted(p.name for p in (out / source_dir("ptbxl")).iterdir()) == [
         "mine.parquet",
         "train-00003-of-00009.parquet",
     ]
-    assert list((out / "_build" / "ptbxl").iterdir()) == []
+    assert not (out / PROGRESS_DIR / source_dir("ptbxl")).exists()  # emptied, then removed
 
 
 def test_two_builds_of_one_folder_at_once(ptbxl: Path, reference: Path, tmp_path: Path, capsys):
@@ -296,19 +301,19 @@ def _edit_record(out: Path, rel: str, **changes) -> None:
 
 
 def _stray_temps(out: Path) -> None:
-    (out / "meit").mkdir()
+    (out / MEIT_DIR).mkdir(parents=True)
     for rel in (
-        "ptbxl/.train-00000-of-00001.parquet.tmp-4242",
+        "data/ptbxl/.train-00000-of-00001.parquet.tmp-4242",
         ".manifest.json.tmp-4242",
-        ".rejections.parquet.tmp-17",
-        "_build/ptbxl/.test-00000-of-00001.parquet.json.tmp-4242",
-        "meit/.ptbxl_train.jsonl.tmp-99",
+        "meta/.rejections.parquet.tmp-17",
+        "_build/data/ptbxl/.test-00000-of-00001.parquet.json.tmp-4242",
+        "meta/meit/.ptbxl_train.jsonl.tmp-99",
     ):
         (out / rel).write_bytes(b"left by a killed run")
     (out / ".build.pid").write_text("999999\n")  # a killed build's
 
 
-HIDDEN = ("ptbxl/.DS_Store", "_build/ptbxl/.notes", ".notes.tmp-x")
+HIDDEN = ("data/ptbxl/.DS_Store", "_build/data/ptbxl/.notes", ".notes.tmp-x")
 BESIDE = ("notes.txt", "ptbxl.md")
 
 

@@ -24,13 +24,13 @@ from pipeline.build import build_corpus
 from pipeline.cli import main
 from pipeline.config import BuildConfig, config_hash
 from pipeline.validate import validate_corpus
-from schemas import sha256_file
+from schemas import FINGERPRINTS, REJECTIONS, parse_shard_path, sha256_file
 from tests.pipeline.test_corpus import write_mimic_from_ptbxl
 
-PTB_TRAIN = "ptbxl/train-00000-of-00001.parquet"
-PTB_TEST = "ptbxl/test-00000-of-00001.parquet"
-MIMIC_TRAIN = "mimic/train-00000-of-00001.parquet"
-MIMIC_VALIDATION = "mimic/validation-00000-of-00001.parquet"
+PTB_TRAIN = "data/ptbxl/train-00000-of-00001.parquet"
+PTB_TEST = "data/ptbxl/test-00000-of-00001.parquet"
+MIMIC_TRAIN = "data/mimic/train-00000-of-00001.parquet"
+MIMIC_VALIDATION = "data/mimic/validation-00000-of-00001.parquet"
 SHARDS = [MIMIC_TRAIN, MIMIC_VALIDATION, PTB_TEST, PTB_TRAIN]
 LEADS = "I II III aVR aVL aVF V1 V2 V3 V4 V5 V6"
 
@@ -114,11 +114,22 @@ def move_record(corpus: Path, record: str, src: str, dst: str, split: str) -> No
     rewrite(corpus, src, lambda t: t.filter(pc.not_equal(t.column("record_id"), record)))
     rewrite(corpus, dst, lambda t: pa.concat_tables([t, moved]))
     m = manifest(corpus)
-    source = src.split("/")[0]
-    kept = m["counts"][source]["kept"]
-    kept[src.split("/")[1].split("-")[0]] -= 1
+    ref = parse_shard_path(src)
+    kept = m["counts"][ref.source]["kept"]
+    kept[ref.split] -= 1
     kept[split] += 1
+    recount_patients(corpus, m)
     save(corpus, m)
+
+
+def recount_patients(corpus: Path, m: dict) -> None:
+    """Set the split audit's patients per split to those of the listed shards' rows."""
+    for source, audit in m["splits"].items():
+        paths = [corpus / f["path"] for f in m["files"] if f["source"] == source]
+        rows = pa.concat_tables(pq.read_table(p, columns=["patient_id", "split"]) for p in paths)
+        for split in audit["patients"]:
+            mine = pc.equal(rows.column("split"), split)
+            audit["patients"][split] = len(set(rows.filter(mine).column("patient_id").to_pylist()))
 
 
 def drop_file(corpus: Path, path: str, counts: bool = False) -> None:
@@ -133,15 +144,16 @@ def drop_file(corpus: Path, path: str, counts: bool = False) -> None:
         c = m["counts"][e["source"]]
         c["kept"].pop(e["split"])
         c["seen"] -= e["records"]
+        recount_patients(corpus, m)
     save(corpus, m)
 
 
 def add_rejection(corpus: Path, source: str, record: str, reason: str, count: bool) -> None:
     row = pa.table(
         {"source": [source], "record_id": [record], "reason": [reason], "detail": ["x"]},
-        schema=pq.read_schema(corpus / "rejections.parquet"),
+        schema=pq.read_schema(corpus / REJECTIONS),
     )
-    rewrite(corpus, "rejections.parquet", lambda t: pa.concat_tables([t, row]))
+    rewrite(corpus, REJECTIONS, lambda t: pa.concat_tables([t, row]))
     if count:
         m = manifest(corpus)
         c = m["counts"][source]
@@ -224,8 +236,7 @@ def _junk(corpus: Path) -> None:
     save(corpus, m)
 
 
-def _rename(corpus: Path) -> None:
-    new = "ptbxl/test-00001-of-00002.parquet"
+def _rename(corpus: Path, new: str = "data/ptbxl/test-00001-of-00002.parquet") -> None:
     (corpus / PTB_TRAIN).rename(corpus / new)
     m = manifest(corpus)
     entry(m, PTB_TRAIN)["path"] = new
@@ -339,6 +350,8 @@ CASES = [
             "shard as train",
             "ptbxl/test: shards hold 3 records, counts say 2",
             "ptbxl/train: shards hold 5 records, counts say 6",
+            "manifest.json: splits.ptbxl.patients are not the rows' (train 5, validation 0, "
+            "test 3)",
             "ptbxl: 2 rows with a split the folds rule does not give (first: ptbxl/6001 is test, "
             "the rule gives train)",
         ],
@@ -350,6 +363,8 @@ CASES = [
             f"{PTB_TRAIN}: 1 row with split test (first: ptbxl/6001/diagnosis), the manifest "
             "lists the shard as train",
             "ptbxl/test: shards hold 3 records, counts say 2",
+            "manifest.json: splits.ptbxl.patients are not the rows' (train 6, validation 0, "
+            "test 3)",
             "ptbxl: 1 row with a split the folds rule does not give (first: "
             "ptbxl/6001/diagnosis is test, the rule gives train)",
             "ptbxl: 1 patient in more than one split",
@@ -361,9 +376,9 @@ CASES = [
         [
             "ptbxl: 2 rows with a split the folds rule does not give (first: ptbxl/6001 is test, "
             "the rule gives train)",
-            "meit/ptbxl_test.jsonl: lacks 2 ids of the ptbxl test shards and holds 0 ids that are "
+            "meta/meit/ptbxl_test.jsonl: lacks 2 ids of the ptbxl test shards and holds 0 ids that are "
             "not in them",
-            "meit/ptbxl_train.jsonl: lacks 0 ids of the ptbxl train shards and holds 2 ids that "
+            "meta/meit/ptbxl_train.jsonl: lacks 0 ids of the ptbxl train shards and holds 2 ids that "
             "are not in them",
         ],
     ),
@@ -374,9 +389,9 @@ CASES = [
             f"{MIMIC_VALIDATION}: no rows (a build never lists an empty shard)",
             "mimic: 2 rows with a split the patient rule does not give (first: mimic/40006000 is "
             "train, the rule gives validation)",
-            "meit/mimic_train.jsonl: lacks 2 ids of the mimic train shards and holds 0 ids that "
+            "meta/meit/mimic_train.jsonl: lacks 2 ids of the mimic train shards and holds 0 ids that "
             "are not in them",
-            "meit/mimic_validation.jsonl: lacks 0 ids of the mimic validation shards and holds 2 "
+            "meta/meit/mimic_validation.jsonl: lacks 0 ids of the mimic validation shards and holds 2 "
             "ids that are not in them",
         ],
     ),
@@ -437,56 +452,64 @@ CASES = [
         [
             "ptbxl/test: files hold 0 records, counts say 2",
             "ptbxl/test: shards hold 0 records, counts say 2",
+            "manifest.json: splits.ptbxl.patients are not the rows' (train 6, validation 0, "
+            "test 0)",
             "2 input records neither in a shard nor in the ledger (first: ptbxl/6000)",
-            "meit/ptbxl_test.jsonl: lacks 0 ids of the ptbxl test shards and holds 4 ids that are "
+            "meta/meit/ptbxl_test.jsonl: lacks 0 ids of the ptbxl test shards and holds 4 ids that are "
             "not in them",
         ],
     ),
     Tamper(
         "shard_entry_counts_and_jsonl_removed",
-        lambda c: (drop_file(c, PTB_TEST, counts=True), drop_file(c, "meit/ptbxl_test.jsonl")),
+        lambda c: (drop_file(c, PTB_TEST, counts=True), drop_file(c, "meta/meit/ptbxl_test.jsonl")),
         ["2 input records neither in a shard nor in the ledger (first: ptbxl/6000)"],
     ),
     Tamper(
         "unlisted_shard",
-        lambda c: shutil.copy(c / PTB_TEST, c / "ptbxl/test-00001-of-00002.parquet"),
-        ["ptbxl/test-00001-of-00002.parquet: not listed in the manifest"],
+        lambda c: shutil.copy(c / PTB_TEST, c / "data/ptbxl/test-00001-of-00002.parquet"),
+        ["data/ptbxl/test-00001-of-00002.parquet: not listed in the manifest"],
     ),
     Tamper(
         "unlisted_files_anywhere",
         lambda c: (
             (c / "extra").mkdir(),
             shutil.copy(c / PTB_TEST, c / "extra/x.parquet"),
-            (c / "meit/ptbxl_dev.jsonl").write_text("{}\n"),
+            (c / "meta/meit/ptbxl_dev.jsonl").write_text("{}\n"),
         ),
         [
             "extra/x.parquet: not listed in the manifest",
-            "meit/ptbxl_dev.jsonl: not listed in the manifest",
+            "meta/meit/ptbxl_dev.jsonl: not listed in the manifest",
         ],
     ),
     Tamper(
         "listed_jsonl_missing",
-        lambda c: (c / "meit/mimic_train.jsonl").unlink(),
-        ["meit/mimic_train.jsonl: missing"],
+        lambda c: (c / "meta/meit/mimic_train.jsonl").unlink(),
+        ["meta/meit/mimic_train.jsonl: missing"],
     ),
     Tamper(
         "fingerprints_missing",
-        lambda c: (c / "fingerprints.parquet").unlink(),
-        ["fingerprints.parquet: missing"],
+        lambda c: (c / FINGERPRINTS).unlink(),
+        ["meta/fingerprints.parquet: missing"],
     ),
     Tamper(
         "shard_renamed_to_another_split",
         _rename,
         [
-            "ptbxl/test-00001-of-00002.parquet: name does not match its entry (source ptbxl, "
-            "split train)"
+            "data/ptbxl/test-00001-of-00002.parquet: name does not match its entry (source ptbxl, "
+            "split train)",
+            "ptbxl test: shards are numbered 00000-of-00001, 00001-of-00002, not 0 .. 1 of 2",
         ],
+    ),
+    Tamper(
+        "shard_numbering_with_a_gap",
+        lambda c: _rename(c, "data/ptbxl/train-00001-of-00002.parquet"),
+        ["ptbxl train: shards are numbered 00001-of-00002, not 0 .. 0 of 1"],
     ),
     Tamper(
         "entry_path_outside_the_corpus",
         _outside,
         [
-            "../ptbxl/train-00000-of-00001.parquet: path leaves the corpus folder",
+            "../data/ptbxl/train-00000-of-00001.parquet: path leaves the corpus folder",
             f"{PTB_TRAIN}: not listed in the manifest",
         ],
     ),
@@ -513,7 +536,7 @@ CASES = [
         ),
         [
             "2 row ids not of the form <source>/<record_id>[/<task>] (first: ptbxl/6003)",
-            "meit/ptbxl_train.jsonl: lacks 2 ids of the ptbxl train shards and holds 2 ids that "
+            "meta/meit/ptbxl_train.jsonl: lacks 2 ids of the ptbxl train shards and holds 2 ids that "
             "are not in them",
         ],
     ),
@@ -521,23 +544,23 @@ CASES = [
     Tamper(
         "ledger_id_also_in_corpus",
         lambda c: add_rejection(c, "ptbxl", "6001", "flat_lead", count=True),
-        ["rejections.parquet: 1 rejected record also in the corpus (first: ptbxl/6001)"],
+        ["meta/rejections.parquet: 1 rejected record also in the corpus (first: ptbxl/6001)"],
     ),
     Tamper(
         "ledger_row_not_counted",
         lambda c: add_rejection(c, "ptbxl", "6001", "flat_lead", count=False),
         [
             "rejection ledger has 2 rows, counts say 1",
-            "rejections.parquet: 1 ptbxl row with reason flat_lead, counts say 0",
-            "rejections.parquet: 1 rejected record also in the corpus (first: ptbxl/6001)",
+            "meta/rejections.parquet: 1 ptbxl row with reason flat_lead, counts say 0",
+            "meta/rejections.parquet: 1 rejected record also in the corpus (first: ptbxl/6001)",
         ],
     ),
     Tamper(
         "ledger_row_removed",
-        lambda c: rewrite(c, "rejections.parquet", lambda t: t.slice(0, 0)),
+        lambda c: rewrite(c, REJECTIONS, lambda t: t.slice(0, 0)),
         [
             "rejection ledger has 0 rows, counts say 1",
-            "rejections.parquet: 0 ptbxl rows with reason missing_file, counts say 1",
+            "meta/rejections.parquet: 0 ptbxl rows with reason missing_file, counts say 1",
             "1 input record neither in a shard nor in the ledger (first: ptbxl/1)",
         ],
     ),
@@ -545,18 +568,18 @@ CASES = [
         "ledger_reason_renamed",
         lambda c: rewrite(
             c,
-            "rejections.parquet",
+            REJECTIONS,
             lambda t: t.set_column(2, t.schema.field(2), pa.array(["unreadable"], pa.string())),
         ),
         [
-            "rejections.parquet: 0 ptbxl rows with reason missing_file, counts say 1",
-            "rejections.parquet: 1 ptbxl row with reason unreadable, counts say 0",
+            "meta/rejections.parquet: 0 ptbxl rows with reason missing_file, counts say 1",
+            "meta/rejections.parquet: 1 ptbxl row with reason unreadable, counts say 0",
         ],
     ),
     Tamper(
         "ledger_record_rejected_twice",
         lambda c: add_rejection(c, "ptbxl", "1", "unreadable", count=True),
-        ["rejections.parquet: 1 record rejected twice (first: ptbxl/1)"],
+        ["meta/rejections.parquet: 1 record rejected twice (first: ptbxl/1)"],
     ),
     Tamper(
         "ledger_record_not_an_input",

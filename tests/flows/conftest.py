@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from schemas import DATA_DIR
+
 # Before anything imports prefect: nothing may leak into ~/.prefect, and no telemetry.
 _HOME = Path(tempfile.mkdtemp(prefix="meit-prefect-home-"))
 os.environ["PREFECT_HOME"] = str(_HOME)
@@ -214,8 +216,7 @@ def shard_digests(corpus: Path) -> dict[str, str]:
     """sha256 of every shard file (relative path -> digest)."""
     return {
         p.relative_to(corpus).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(corpus.glob("*/*.parquet"))
-        if p.parent.name != "_build"
+        for p in sorted(corpus.glob(f"{DATA_DIR}/*/*.parquet"))
     }
 
 

@@ -22,6 +22,7 @@ import pytest
 from pipeline.build import build, build_corpus
 from pipeline.config import BuildConfig
 from pipeline.finalise import validate_corpus
+from schemas import DATA_DIR, PROGRESS_DIR
 from tests.flows.mimic_clones import clone_mimic_layout
 
 from .conftest import BIN, add_ptbxl_records, free_port, progress_shares, shard_digests
@@ -35,7 +36,7 @@ def units_ran_on_workers(tasks: list[dict], worker_pids: dict[str, int], out) ->
     from distributed.utils import key_split
 
     units = [t for t in tasks if key_split(t["key"]) == UNIT_TASK]
-    completion_records = list((out / "_build").glob("*/*.json"))
+    completion_records = list((out / PROGRESS_DIR).glob(f"{DATA_DIR}/*/*.json"))
     assert completion_records, "the build wrote no unit"
     assert len(units) == len(completion_records), sorted({key_split(t["key"]) for t in tasks})
     assert all(t["status"] == "OK" for t in units)
@@ -237,7 +238,7 @@ def test_external_scheduler_at_scale_equals_local_build(
     pids = units_ran_on_workers(stream.data, worker_pids, out)
     started = {p.pid for p in psutil.Process(dask_worker.pid).children(recursive=True)}
     assert pids <= started, (pids, started)
-    assert len(list((out / "_build").glob("*/*.json"))) == len(plan.units) > 10
+    assert len(list((out / PROGRESS_DIR).glob(f"{DATA_DIR}/*/*.json"))) == len(plan.units) > 10
     assert validate_corpus(out) == []
     assert shard_digests(out) == local
     params = subflow_parameters("process-units-dask")

@@ -17,6 +17,7 @@ import yaml
 from pipeline.build import build_corpus
 from pipeline.config import BuildConfig
 from pipeline.finalise import validate_corpus
+from schemas import DATA_DIR, PROGRESS_DIR, source_dir
 
 from .conftest import add_ptbxl_records, shard_digests
 
@@ -24,9 +25,7 @@ from .conftest import add_ptbxl_records, shard_digests
 def visible_shards_complete(out: Path) -> list[str]:
     """Every visible (non-hidden) shard must be a complete Parquet file; returns their names."""
     names = []
-    for p in sorted(out.glob("*/*.parquet")):
-        if p.parent.name == "_build":
-            continue
+    for p in sorted(out.glob(f"{DATA_DIR}/*/*.parquet")):
         try:
             pq.read_metadata(p)
         except FileNotFoundError:  # replaced between glob and read: fine
@@ -39,8 +38,8 @@ def finished_units(out: Path) -> dict[str, tuple[int, int]]:
     """(inode, mtime_ns) of every unit's completion record and its shard, for the units whose
     completion record exists (a unit is done only once its record is written)."""
     stats = {}
-    for record in sorted((out / "_build").glob("*/*.json")):
-        shard = out / record.relative_to(out / "_build").as_posix().removesuffix(".json")
+    for record in sorted((out / PROGRESS_DIR).glob(f"{DATA_DIR}/*/*.json")):
+        shard = out / record.relative_to(out / PROGRESS_DIR).as_posix().removesuffix(".json")
         for path in (record, shard):
             if path.is_file():
                 st = path.stat()
@@ -67,11 +66,12 @@ def test_sigkill_mid_write_then_rerun(prefect_server, prefect_env, procs, sample
         "flow", [sys.executable, "-m", "flows.build_corpus", "--config", str(config_file)], env
     )
     killed_with_tmp = False
+    shards = source_dir("ptbxl")
     deadline = time.monotonic() + 180
     while proc.poll() is None and time.monotonic() < deadline:
         visible_shards_complete(out)
-        done = list((out / "_build" / "ptbxl").glob("*.json")) if out.exists() else []
-        temps = list((out / "ptbxl").glob(".*.tmp-*")) if (out / "ptbxl").exists() else []
+        done = list((out / PROGRESS_DIR / shards).glob("*.json")) if out.exists() else []
+        temps = list((out / shards).glob(".*.tmp-*")) if (out / shards).exists() else []
         if temps and done:  # one shard finished, the next one is being written
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -79,12 +79,12 @@ def test_sigkill_mid_write_then_rerun(prefect_server, prefect_env, procs, sample
             break
         time.sleep(0.002)
     assert killed_with_tmp, "run ended before it could be killed mid-write:\n" + procs.log("flow")
-    assert list((out / "ptbxl").glob(".*.tmp-*")), "expected the killed writer's hidden temp file"
+    assert list((out / shards).glob(".*.tmp-*")), "expected the killed writer's hidden temp file"
     assert not (out / "manifest.json").exists()
     visible_shards_complete(out)
 
     done_before_kill = finished_units(out)
-    done_shards = {p for p in done_before_kill if not p.startswith("_build/")}
+    done_shards = {p for p in done_before_kill if not p.startswith(f"{PROGRESS_DIR}/")}
     assert done_shards, "no unit had finished before the kill"
 
     cfg = BuildConfig.model_validate(settings)

@@ -160,7 +160,7 @@ def write_synthetic_corpus(
         n_shards = min(shards, n)
         for s, chunk in enumerate(np.array_split(np.arange(n), n_shards)):
             rel = shard_path(source, split, s, n_shards)
-            (out / source).mkdir(exist_ok=True)
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
             cols = _rows(source, split, start, len(chunk), ecgs, fs, rng, normalise)
             table = pa.Table.from_pydict(_complete(cols, schema, len(chunk)), schema)
             pq.write_table(
@@ -179,6 +179,7 @@ def write_synthetic_corpus(
                 )
             )
             start += len(chunk)
+    (out / REJECTIONS).parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(rejection_table([]), out / REJECTIONS)
     config = {
         "synthetic": True,

@@ -27,7 +27,7 @@ from pipeline.config import BuildConfig
 from pipeline.finalise import validate_corpus
 from pipeline.sources.mimic import MIMIC_WARNING, mimic_record_path
 from pipeline.splits import hash_split
-from schemas import read_manifest
+from schemas import REJECTIONS, read_manifest
 from tests.pipeline.test_corpus import rows_by_id, write_mimic_from_ptbxl
 
 FOLD_SPLIT = {**{f: "train" for f in range(1, 9)}, 9: "validation", 10: "test"}
@@ -179,7 +179,7 @@ def test_mimic_subjects_with_several_studies_split_by_subject_id(shaped_build: P
 
 
 def test_short_report_rejected_inside_the_build(shaped_build: Path):
-    ledger = pq.read_table(shaped_build / "rejections.parquet").to_pylist()
+    ledger = pq.read_table(shaped_build / REJECTIONS).to_pylist()
     mimic = [r for r in ledger if r["source"] == "mimic"]
     assert [(r["record_id"], r["reason"]) for r in mimic] == [(SHORT_REPORT_STUDY, "short_report")]
     # the device warning was dropped, so two words are left

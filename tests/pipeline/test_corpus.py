@@ -19,7 +19,7 @@ from pipeline.config import BuildConfig
 from pipeline.finalise import validate_corpus
 from pipeline.leads import canonical_order
 from pipeline.sources.mimic import MimicLayoutRecord, write_mimic_layout
-from schemas import CANONICAL_LEADS, read_manifest
+from schemas import CANONICAL_LEADS, REJECTIONS, read_manifest
 from tests.conftest import need_module
 
 REAL_500HZ = ["6000", "6001", "6002", "6004", "6005", "6006", "6007", "6008"]
@@ -116,7 +116,7 @@ def test_manifest_counts_and_rejections(real_build):
     assert ptbxl.kept_total == 8 and manifest.counts["mimic"].kept_total == 8
     assert manifest.splits["ptbxl"].leaking_patients == 0
     assert validate_corpus(corpus) == []
-    ledger = pq.read_table(corpus / "rejections.parquet").to_pylist()
+    ledger = pq.read_table(corpus / REJECTIONS).to_pylist()
     assert ledger == [
         {
             "source": "ptbxl",
@@ -162,7 +162,7 @@ def file_stats(corpus: Path) -> dict[str, tuple[int, int]]:
     writers publish a new file by rename)."""
     return {
         p.relative_to(corpus).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
-        for p in sorted([*corpus.glob("*/*.parquet"), *corpus.glob("_build/*/*.json")])
+        for p in sorted([*corpus.glob("data/*/*.parquet"), *corpus.glob("_build/data/*/*.json")])
     }
 
 
@@ -302,31 +302,31 @@ def test_records100_are_resampled_to_the_configured_rate(ptbxl_sample: Path, tmp
 
 GOLDEN_WRITER = "parquet-cpp-arrow version 26.0.1"
 GOLDEN_SHA256 = {
-    "mimic/train-00000-of-00001.parquet": (
+    "data/mimic/train-00000-of-00001.parquet": (
         "a86b95127a4b806e966f973c2edd14e88bbeb3a92490bce6d785375a550abb16"
     ),
-    "mimic/validation-00000-of-00001.parquet": (
+    "data/mimic/validation-00000-of-00001.parquet": (
         "cc89c9371787443b5c9d7ac10cc1fd467f4e8f3d26ef6f57721f885e0f6e3cd3"
     ),
-    "ptbxl/test-00000-of-00001.parquet": (
+    "data/ptbxl/test-00000-of-00001.parquet": (
         "638b1dea88bdc4eb027981216a6758a702ebafb33cd0a80ddc93ba0d01704132"
     ),
-    "ptbxl/train-00000-of-00001.parquet": (
+    "data/ptbxl/train-00000-of-00001.parquet": (
         "9c44be1b9bcd24d7a4ba58d3917fb7f49bcc244a8002353f509d4049253a8ee4"
     ),
-    "rejections.parquet": "f2d237aca6a3d935df673f6201d63e1007333e7de1eaaecd8f943b6ee90bd170",
+    REJECTIONS: "f2d237aca6a3d935df673f6201d63e1007333e7de1eaaecd8f943b6ee90bd170",
 }
 GOLDEN_CONTENT = {
-    "mimic/train-00000-of-00001.parquet": (
+    "data/mimic/train-00000-of-00001.parquet": (
         "bec6bee4320db552e5876991279e080f2228b8d77a271bdfcf97fc626a292c19"
     ),
-    "mimic/validation-00000-of-00001.parquet": (
+    "data/mimic/validation-00000-of-00001.parquet": (
         "3df2ac2f0fe875b24ac136f1c2c41205f3fc832b5d9f04c5db6c5855d75c727d"
     ),
-    "ptbxl/test-00000-of-00001.parquet": (
+    "data/ptbxl/test-00000-of-00001.parquet": (
         "16c3c9d2560bb7b9603baa83fd77790d95466b9a4d462ff9de58f78e3cdb35ce"
     ),
-    "ptbxl/train-00000-of-00001.parquet": (
+    "data/ptbxl/train-00000-of-00001.parquet": (
         "5205ba112464d71d776211ead528c096d5bac72d8496da0b46687cacb2b330c5"
     ),
 }
@@ -465,7 +465,7 @@ def test_golden_corpus(real_build):
     corpus, _, _ = real_build
     shards = [f.path for f in read_manifest(corpus).files]
     assert {p: content_digest(corpus / p) for p in shards} == GOLDEN_CONTENT
-    writers = {pq.read_metadata(corpus / p).created_by for p in [*shards, "rejections.parquet"]}
+    writers = {pq.read_metadata(corpus / p).created_by for p in [*shards, REJECTIONS]}
     assert writers == {GOLDEN_WRITER}, "another Parquet writer: re-derive GOLDEN_SHA256 on purpose"
     files = {p: hashlib.sha256((corpus / p).read_bytes()).hexdigest() for p in GOLDEN_SHA256}
     assert files == GOLDEN_SHA256 and sorted(shards) == sorted(GOLDEN_CONTENT)

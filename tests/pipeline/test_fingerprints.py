@@ -23,7 +23,7 @@ import pipeline.wfdb_io as wfdb_io
 from pipeline.build import build
 from pipeline.config import BuildConfig
 from pipeline.plan import record_fingerprint
-from schemas import read_manifest
+from schemas import REJECTIONS, read_manifest
 from tests.pipeline.test_checksums import flip_byte, write_sums
 from tests.pipeline.test_corpus import rows_by_id
 from tests.pipeline.test_storage import QuietHandler
@@ -136,7 +136,7 @@ def test_a_flipped_byte_is_a_checksum_mismatch_with_both_digests(sample, tmp_pat
     cfg = config(sample, tmp_path / "corpus")
     build(cfg, "full")
     assert set(rows_by_id(cfg.out)) == KEPT - {"ptbxl/6004"}
-    ledger = {r["record_id"]: r for r in pq.read_table(cfg.out / "rejections.parquet").to_pylist()}
+    ledger = {r["record_id"]: r for r in pq.read_table(cfg.out / REJECTIONS).to_pylist()}
     assert ledger["6004"]["reason"] == "checksum_mismatch"
     assert sums[DATA] in ledger["6004"]["detail"] and actual in ledger["6004"]["detail"]
 

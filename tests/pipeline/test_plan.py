@@ -316,7 +316,7 @@ def test_nothing_to_do_needs_every_condition():
     for update in [
         {"has_previous": False},
         {"todo": ["unit"]},
-        {"stale_shards": ["ptbxl/train-00000-of-00002.parquet"]},
+        {"stale_shards": ["data/ptbxl/train-00000-of-00002.parquet"]},
         {"changes": Changes(added=("ptbxl/1",))},
         {"changes": Changes(changed=("ptbxl/1",))},
         {"changes": Changes(removed=("ptbxl/1",))},

@@ -25,7 +25,7 @@ from pipeline.config import BuildConfig, SignalConfig
 from pipeline.finalise import validate_corpus
 from pipeline.quality import check_flat_and_saturation, check_missing
 from pipeline.sources.ptbxl import write_ptbxl_record
-from schemas import read_manifest
+from schemas import REJECTIONS, read_manifest
 from tests.pipeline.test_conditioning import LEADS
 from tests.pipeline.test_corpus import rows_by_id
 from tests.pipeline.test_rejections import add_row, real_signal
@@ -95,7 +95,7 @@ def quality_build(ptbxl_sample: Path, tmp_path_factory) -> Path:
 def ledger(corpus: Path) -> dict[str, tuple[str, str]]:
     return {
         r["record_id"]: (r["reason"], r["detail"])
-        for r in pq.read_table(corpus / "rejections.parquet").to_pylist()
+        for r in pq.read_table(corpus / REJECTIONS).to_pylist()
     }
 
 

@@ -15,7 +15,7 @@ from pipeline.cli import main
 from pipeline.finalise import validate_corpus
 from pipeline.leads import canonical_order
 from pipeline.sources.ptbxl import write_ptbxl_record
-from schemas import read_manifest
+from schemas import REJECTIONS, read_manifest
 
 GOOD = "records500/06000/06000_hr"
 
@@ -137,7 +137,7 @@ EXPECTED = {
 
 
 def test_each_defect_is_rejected_with_its_reason(bad_build: Path):
-    ledger = pq.read_table(bad_build / "rejections.parquet").to_pylist()
+    ledger = pq.read_table(bad_build / REJECTIONS).to_pylist()
     reasons = {r["record_id"]: r["reason"] for r in ledger}
     assert reasons == EXPECTED
     assert all(r["detail"] for r in ledger)

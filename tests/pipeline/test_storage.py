@@ -22,6 +22,7 @@ from pipeline.config import BuildConfig
 from pipeline.errors import RecordRejected
 from pipeline.finalise import validate_corpus
 from pipeline.wfdb_io import read_record
+from schemas import REJECTIONS
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
@@ -80,7 +81,7 @@ def test_url_build_equals_local_build(served, tmp_path):
     assert remote.rejections.sha256 == local.rejections.sha256
     assert remote.fingerprints.sha256 == local.fingerprints.sha256
     assert validate_corpus(tmp_path / "remote") == []
-    ledger = pq.read_table(tmp_path / "remote/rejections.parquet").to_pylist()
+    ledger = pq.read_table(tmp_path / "remote" / REJECTIONS).to_pylist()
     assert [(r["record_id"], r["reason"]) for r in ledger] == [("1", "missing_file")]
 
 
