@@ -153,7 +153,26 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=_workers, metavar="N", help="hashing processes (default 0 = all cores)"
     )
     _download_parser(sub)
+    _push_parser(sub)
     return p
+
+
+def _push_parser(sub) -> None:
+    u = sub.add_parser(
+        "push",
+        help="publish a corpus as a Hugging Face dataset repository",
+        description="Validate a corpus, then upload its data/, meta/, README.md (the card), "
+        "manifest.json and report/ (never _build/) to a Hub dataset repository, created when "
+        "missing; remote files under data/, meta/ and report/ that the corpus does not have are "
+        "deleted. Log in first (hf auth login, or HF_TOKEN). Exit 2 for an invalid corpus or "
+        "repository name, 1 when the Hub refuses.",
+    )
+    u.add_argument("corpus", type=_folder, metavar="CORPUS", help="a folder written by build")
+    u.add_argument("--repo", required=True, metavar="NAME", help="<user or organisation>/<name>")
+    u.add_argument("--private", action="store_true", help="create the repository as private")
+    u.add_argument(
+        "--dry-run", action="store_true", help="print the files and total size; send nothing"
+    )
 
 
 def _download_parser(sub) -> None:
@@ -176,7 +195,9 @@ def _download_parser(sub) -> None:
         metavar="URL",
         help="a mirror holding the same tree: any fsspec URL (s3://, gs://, https://) or folder",
     )
-    d.add_argument("--workers", type=int, metavar="N", help="parallel transfers (default 0 = 8)")
+    d.add_argument(
+        "--workers", type=_workers, metavar="N", help="parallel transfers (default 0 = 8)"
+    )
     d.add_argument(
         "--dry-run",
         action="store_true",
@@ -301,9 +322,7 @@ def _download(args: argparse.Namespace, console: Console) -> int:
         dl.check_dest(args.to)
         raw, listing = dl.read_listing(source)
     except (dl.SourceError, InputError) as exc:  # no listing, or --to is a file
-        console.print(
-            f"[red]download error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True
-        )
+        _say(console, "download error", str(exc))
         return 2
     plan = dl.plan_download(source, args.to, listing, workers, sizes=args.dry_run)
     if args.dry_run:
@@ -315,6 +334,30 @@ def _download(args: argparse.Namespace, console: Console) -> int:
     lines, ok = dl.result_lines(plan, outcomes)
     dl.print_lines(console, lines)
     return 0 if ok else 1
+
+
+def _push(args: argparse.Namespace, console: Console) -> int:
+    from pipeline import publish
+
+    try:
+        plan = publish.plan_push(args.corpus, args.repo, args.private)
+    except publish.PushError as exc:
+        _say(console, "push error", str(exc))
+        return 2
+    lines = publish.plan_lines(plan)
+    if args.dry_run:
+        for line in lines:
+            console.print(escape(line), highlight=False, soft_wrap=True)
+        return 0
+    try:
+        url = publish.push(plan)
+    except (OSError, ValueError) as exc:  # the Hub's HTTP errors, offline mode, no token
+        from pipeline.download import problem_line
+
+        _say(console, "push error", problem_line(exc))
+        return 1
+    console.print(f"{lines[-1].split(';')[0]} pushed to {url}", highlight=False, soft_wrap=True)
+    return 0
 
 
 USER_OS_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
@@ -354,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         "report": _report,
         "verify-inputs": _verify_inputs,
         "download": _download,
+        "push": _push,
     }[args.command]
     return _run(handler, args, console)
 
