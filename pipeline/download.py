@@ -173,13 +173,16 @@ def _threaded(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterato
     """``map(fn, items)`` on ``workers`` threads, in order, never holding more than a batch of
     futures (a pool's ``map`` submits everything at once)."""
     batch: list[T] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         for item in items:
             batch.append(item)
             if len(batch) == _BATCH:
                 yield from pool.map(fn, batch)
                 batch = []
         yield from pool.map(fn, batch)
+    finally:  # Ctrl-C: files in flight finish (their .part stays), queued ones never start
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def local_task(dest: Path, path: str, sha256: str) -> FileTask | None:

@@ -221,7 +221,9 @@ def test_a_bad_part_restarts_from_zero_once_then_a_wrong_file_is_reported(
     part.parent.mkdir(parents=True)
     part.write_bytes(b"\0" * 50_000)  # not a prefix of the file: the resumed bytes do not verify
     plan, outcomes = fetch(url, dest)
-    assert all(o.ok for o in outcomes) and (dest / DAT).read_bytes() == (www / ROOT / DAT).read_bytes()
+    assert (
+        all(o.ok for o in outcomes) and (dest / DAT).read_bytes() == (www / ROOT / DAT).read_bytes()
+    )
     gets = log.gets(DAT)
     assert gets[0][0].startswith("bytes=50000-")  # resumed first, then once more from zero
     again = [i for i, (rng, _) in enumerate(gets) if rng.startswith("bytes=0-")]
@@ -265,6 +267,29 @@ def test_a_missing_source_is_one_line_exit_2_and_a_missing_file_exit_1(
         gone.write_bytes(saved)
     out = capsys.readouterr().out
     assert "✗ records500/06000/06002_hr.hea: not found at the source" in out
+
+
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:  # a client that stops reading early
+        pass
+
+
+def test_a_mirror_without_byte_ranges_is_streamed_from_zero(site, tmp_path):
+    """``python -m http.server`` answers every GET with the whole file (200): fsspec's ranged read
+    past the first block fails, and the file is streamed whole instead."""
+    www, _ = site
+    handler = type("Plain", (SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
+    httpd = QuietServer(("127.0.0.1", 0), functools.partial(handler, directory=str(www)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        plan, outcomes = fetch(f"http://127.0.0.1:{httpd.server_address[1]}/{ROOT}/", tmp_path)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert all(o.ok for o in outcomes), [o for o in outcomes if not o.ok]
+    served = tree(www / ROOT)
+    del served[SUMS_FILE]  # the library call fetches the listed files; the CLI adds the listing
+    assert tree(tmp_path) == served
 
 
 def test_dry_run_lists_files_and_sizes_and_writes_nothing(site, server, tmp_path, capsys):
