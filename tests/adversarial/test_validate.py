@@ -482,6 +482,19 @@ CASES = [
         ],
     ),
     Tamper(
+        "stray_parquet_under_data_and_meta",
+        lambda c: (
+            (c / "data/other").mkdir(),
+            shutil.copy(c / PTB_TEST, c / "data/other/train-00000-of-00001.parquet"),
+            shutil.copy(c / REJECTIONS, c / "meta/old-rejections.parquet"),
+            shutil.copy(c / PTB_TEST, c / "_build/scratch.parquet"),  # build records: not read
+        ),
+        [
+            "data/other/train-00000-of-00001.parquet: not listed in the manifest",
+            "meta/old-rejections.parquet: not listed in the manifest",
+        ],
+    ),
+    Tamper(
         "listed_jsonl_missing",
         lambda c: (c / "meta/meit/mimic_train.jsonl").unlink(),
         ["meta/meit/mimic_train.jsonl: missing"],

@@ -16,18 +16,29 @@ The split rules under test:
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.build import build_corpus
+from pipeline.build import build, build_corpus
 from pipeline.cli import main
 from pipeline.config import BuildConfig
+from pipeline.demo import write_demo
 from pipeline.finalise import validate_corpus
+from pipeline.shards import shard_bucket
 from pipeline.sources.mimic import MIMIC_WARNING, mimic_record_path
 from pipeline.splits import hash_split
-from schemas import REJECTIONS, read_manifest
+from schemas import (
+    CARD,
+    DATA_DIR,
+    META_DIR,
+    PROGRESS_DIR,
+    REJECTIONS,
+    read_manifest,
+    source_dir,
+)
 from tests.pipeline.test_corpus import rows_by_id, write_mimic_from_ptbxl
 
 FOLD_SPLIT = {**{f: "train" for f in range(1, 9)}, 9: "validation", 10: "test"}
@@ -237,3 +248,131 @@ def test_the_build_validates_what_it_wrote(ptbxl_sample: Path, tmp_path: Path, c
     code = main(["build", "--ptbxl", str(ptbxl_sample), "--out", str(tmp_path / "cli")])
     out = capsys.readouterr().out
     assert code == 1 and "corpus error: corpus is not valid:" in out and "Traceback" not in out
+
+
+# ---------------------------------------------------------------- the corpus folder across builds
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (lock files left out) and its bytes."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith(".build.")
+    }
+
+
+def test_a_build_without_a_source_of_the_corpus_refuses_or_replaces_it(tmp_path: Path, capsys):
+    """The demo (both sources) rebuilt with only PTB-XL: refused in one line naming mimic, with
+    nothing touched; with --replace the mimic shards and their records are gone, and every
+    Parquet file under data/ is a listed PTB-XL shard."""
+    demo = write_demo(tmp_path / "inputs", n_ptbxl=8, n_mimic=8)
+    out = tmp_path / "corpus"
+    build_corpus(BuildConfig(ptbxl=demo.ptbxl, mimic=demo.mimic, out=out, workers=1))
+    assert (out / source_dir("mimic")).is_dir()
+    before = tree(out)
+    args = ["build", "--ptbxl", str(demo.ptbxl), "--out", str(out), "--workers", "1"]
+    capsys.readouterr()
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out.strip().splitlines() == [
+        f"input error: out {out} holds mimic shards of an earlier build and this build has no "
+        "mimic input: give its input again, or pass --replace (config replace: true) to remove "
+        "them"
+    ]
+    assert tree(out) == before
+    assert main([*args, "--replace"]) == 0
+    manifest = read_manifest(out)
+    assert set(manifest.counts) == {"ptbxl"}
+    assert not (out / source_dir("mimic")).exists()
+    assert not (out / PROGRESS_DIR / source_dir("mimic")).exists()
+    on_disk = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet"))
+    listed = sorted(f.path for f in manifest.listed() if f.path.endswith(".parquet"))
+    assert on_disk == listed
+    assert all(f.source == "ptbxl" for f in manifest.files)
+    assert validate_corpus(out) == []
+    # the config file's setting does the same (and a rebuild of the same sources needs neither)
+    config = tmp_path / "build.yaml"
+    config.write_text(f"ptbxl: {demo.ptbxl}\nout: {out}\nworkers: 1\nreplace: true\n")
+    assert main(["build", "--config", str(config)]) == 0
+
+
+def to_old_layout(corpus: Path) -> None:
+    """Rewrite a corpus as the layout before ``data/`` wrote it: shards in ``<source>/``, the
+    ledger, fingerprints and MEIT jsonl at the root and in ``meit/``, completion records in
+    ``_build/<source>/``, no card entry in the manifest."""
+    import json
+
+    manifest = json.loads((corpus / "manifest.json").read_text())
+
+    def old(rel: str) -> str:
+        return rel.removeprefix(f"{DATA_DIR}/").removeprefix(f"{META_DIR}/")
+
+    entries = [*manifest["files"], *manifest["extra_files"]]
+    entries += [manifest["rejections"], manifest["fingerprints"]]
+    for entry in entries:
+        (corpus / old(entry["path"])).parent.mkdir(exist_ok=True)
+        (corpus / entry["path"]).rename(corpus / old(entry["path"]))
+        entry["path"] = old(entry["path"])
+    for record in sorted((corpus / PROGRESS_DIR / DATA_DIR).glob("*/*.json")):
+        result = json.loads(record.read_text())
+        result["path"] = old(result["path"])
+        moved = corpus / PROGRESS_DIR / old(record.relative_to(corpus / PROGRESS_DIR).as_posix())
+        moved.parent.mkdir(exist_ok=True)
+        moved.write_text(json.dumps(result))
+        record.unlink()
+    manifest.pop("card")
+    manifest["config"].pop("replace")
+    (corpus / "manifest.json").write_text(json.dumps(manifest))
+    for folder in (PROGRESS_DIR + "/data/ptbxl", PROGRESS_DIR + "/data", "data/ptbxl", "data", "meta/meit", "meta"):  # fmt: skip
+        (corpus / folder).rmdir()
+
+
+def test_a_corpus_in_the_layout_before_data_moves_on_cleanly(ptbxl_sample: Path, tmp_path: Path):
+    """A rebuild of a corpus written before ``data/`` and ``meta/`` removes the old files (listed
+    by its manifest) and their records, leaves a user's own file, and equals a fresh build."""
+    text = {"meit_jsonl": True}
+    fresh = tmp_path / "fresh"
+    build_corpus(BuildConfig(ptbxl=ptbxl_sample, out=fresh, workers=1, text=text))
+    out = tmp_path / "corpus"
+    shutil.copytree(fresh, out)
+    to_old_layout(out)
+    assert (out / "ptbxl/train-00000-of-00001.parquet").is_file()
+    assert (out / "rejections.parquet").is_file() and (out / "meit/ptbxl_train.jsonl").is_file()
+    (out / "notes.txt").write_text("mine\n")
+    build_corpus(BuildConfig(ptbxl=ptbxl_sample, out=out, workers=1, text=text))
+    assert validate_corpus(out) == []
+    assert (out / "notes.txt").read_text() == "mine\n"
+    left = {rel: data for rel, data in tree(out).items() if not rel.startswith("_build/plan/")}
+    wanted = {rel: data for rel, data in tree(fresh).items() if not rel.startswith("_build/plan/")}
+    assert set(left) - set(wanted) == {"notes.txt"}
+    for rel in wanted:  # the same files; shards, ledger, fingerprints and jsonl byte for byte
+        if rel not in ("manifest.json", CARD) and not rel.startswith(PROGRESS_DIR):
+            assert left[rel] == wanted[rel], rel
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["_build", "data", "meta"]
+
+
+def test_shards_are_numbered_without_gaps(ptbxl_sample: Path, tmp_path: Path):
+    """With 4 hash buckets per split the sample's train records fill buckets 1-3 and its test
+    records bucket 3: the shards are train 0-2 of 3 and test 0 of 1 (an empty bucket leaves no
+    gap), and a rebuild keeps them (no shard rewritten)."""
+    train = [
+        shard_bucket(f"ptbxl/{r}", 4) for r in ("6001", "6002", "6005", "6006", "6007", "6008")
+    ]
+    assert sorted(set(train)) == [1, 2, 3]  # bucket 0 is empty: the gap the build must close
+    out = tmp_path / "corpus"
+    cfg = BuildConfig(ptbxl=ptbxl_sample, out=out, workers=1, shards_per_split=4)
+    build_corpus(cfg)
+    names = sorted(f.path.removeprefix(f"{source_dir('ptbxl')}/") for f in read_manifest(out).files)
+    assert names == [
+        "test-00000-of-00001.parquet",
+        "train-00000-of-00003.parquet",
+        "train-00001-of-00003.parquet",
+        "train-00002-of-00003.parquet",
+    ]
+    assert validate_corpus(out) == []
+    inodes = {p: p.stat().st_ino for p in (out / DATA_DIR).rglob("*.parquet")}
+    again = build(cfg)
+    assert again.written == [] and again.plan.todo == []
+    assert {p: p.stat().st_ino for p in (out / DATA_DIR).rglob("*.parquet")} == inodes
+    assert build(cfg, "refresh").manifest is None  # nothing to do
