@@ -28,28 +28,30 @@ _OUTSIDE = r"^/|(^|/)\.\.(/|$)"
 _CHUNK = 1 << 20
 
 
-def sums_frame(source: bytes | Path, where: str = SUMS_FILE) -> pl.DataFrame:
+def scan_sums(source: bytes | Path, where: str = SUMS_FILE) -> pl.LazyFrame:
     """(path, sha256) of every line of a ``SHA256SUMS.txt`` (its bytes, or a local path read by
-    polars directly); columnar, since MIMIC-IV-ECG lists 1.6 million files. :class:`InputError`
-    naming the first line that does not parse."""
-    try:
-        lines = pl.read_csv(
-            io.BytesIO(source) if isinstance(source, bytes) else source,
-            has_header=False,
-            new_columns=["line"],
-            separator="\x1f",
-            quote_char=None,
-            infer_schema=False,
-        )
-    except pl.exceptions.NoDataError:
-        return pl.DataFrame(schema={"path": pl.String, "sha256": pl.String})
-    except pl.exceptions.PolarsError as exc:
-        raise InputError(f"{where} does not parse: {str(exc).splitlines()[0]}") from None
+    polars directly), lazily: the lines are checked here in one streaming pass, then parsed as
+    the frame is collected (MIMIC-IV-ECG lists 1.6 million files). :class:`InputError` naming
+    the first line that does not parse."""
+    empty = pl.LazyFrame(schema={"path": pl.String, "sha256": pl.String})
+    lines = pl.scan_csv(
+        io.BytesIO(source) if isinstance(source, bytes) else source,
+        has_header=False,
+        new_columns=["line"],
+        separator="\x1f",
+        quote_char=None,
+        infer_schema=False,
+    )
     line = pl.col("line")
     lines = lines.with_row_index("number", offset=1)
     lines = lines.filter(line.str.strip_chars().fill_null("") != "")
     bad = ~line.str.contains(_LINE) | line.str.slice(66).str.contains(_OUTSIDE)
-    first = lines.filter(bad).head(1)
+    try:
+        first = lines.filter(bad).head(1).collect(engine="streaming")
+    except pl.exceptions.NoDataError:
+        return empty
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(f"{where} does not parse: {str(exc).splitlines()[0]}") from None
     if first.height:
         number, text = first.row(0)
         raise InputError(f"{where} line {number} is not '<sha256>  <relative path>': {text[:80]!r}")
@@ -59,37 +61,46 @@ def sums_frame(source: bytes | Path, where: str = SUMS_FILE) -> pl.DataFrame:
     )
 
 
+def sums_frame(source: bytes | Path, where: str = SUMS_FILE) -> pl.DataFrame:
+    """:func:`scan_sums`, collected."""
+    return scan_sums(source, where).collect(engine="streaming")
+
+
 def parse_sums(text: str, where: str = SUMS_FILE) -> dict[str, str]:
     """Relative path -> lower-case sha256 of every line (see :func:`sums_frame`)."""
     frame = sums_frame(text.encode(), where)
     return dict(zip(frame.get_column("path"), frame.get_column("sha256")))
 
 
-def read_sums(root: Location) -> pl.DataFrame | None:
-    """The parsed ``SHA256SUMS.txt`` at ``root`` (:func:`sums_frame`), or None when there is none."""
+def read_sums(root: Location, lazy: bool = False) -> pl.DataFrame | pl.LazyFrame | None:
+    """The parsed ``SHA256SUMS.txt`` at ``root`` (:func:`sums_frame`; :func:`scan_sums` with
+    ``lazy``), or None when there is none."""
     location = join(root, SUMS_FILE)
     if not exists(location):
         return None
     local = Path(location) if not is_url(location) else None
-    return sums_frame(local or read_bytes(location), str(location))
+    sums = scan_sums(local or read_bytes(location), str(location))
+    return sums if lazy else sums.collect(engine="streaming")
 
 
-def attach_sums(records: pl.DataFrame, sums: pl.DataFrame) -> pl.DataFrame:
+def attach_sums(records: pl.DataFrame, sums: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """``records`` with a ``_sha256`` column: ``<sha256>  <suffix>`` lines for the files named
-    like the record (``<path><suffix>``, e.g. ``.hea`` and ``.dat``); null when none is listed.
-    One group-by and one join, no Python object per file."""
+    like the record (``<path><suffix>``, e.g. ``.hea`` and ``.dat``), sorted; null when
+    none is listed. One streaming group-by and one join, no Python object per file, and no
+    listed file that no record names is kept."""
     stem = pl.col("path").str.replace(r"\.[^./]*$", "")
     suffix = pl.col("path").str.slice(stem.str.len_bytes())
+    stems = records.lazy().select(pl.col("path").cast(pl.String).alias("_stem")).unique()
     listed = (
         sums.lazy()
         .select(stem.alias("_stem"), pl.format("{}  {}", "sha256", suffix).alias("_line"))
-        .sort("_stem", "_line")
-        .group_by("_stem", maintain_order=True)
-        .agg(pl.col("_line").str.join("\n").alias(SUMS_KEY))
+        .join(stems, on="_stem", how="semi")
+        .group_by("_stem")
+        .agg(pl.col("_line").sort().str.join("\n").alias(SUMS_KEY))
     )
     keyed = records.lazy().with_columns(pl.col("path").cast(pl.String).alias("_stem"))
     joined = keyed.join(listed, on="_stem", how="left", maintain_order="left")
-    return joined.drop("_stem").collect()
+    return joined.drop("_stem").collect(engine="streaming")
 
 
 def listed_digests(listed: str | None, path: str | None) -> dict[str, str]:

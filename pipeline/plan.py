@@ -11,9 +11,10 @@ record rewrites only its own shard.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ from schemas import (
 )
 
 FINGERPRINT_CHUNK = 500  # records per fingerprinting task
+FINGERPRINT_WAVE = 32  # fingerprinting tasks given to the executor at once
 IDENTITY_KEYS = ("ETag", "etag", "mtime", "LastModified", "last_modified")  # fsspec info() keys
 
 # ---------------------------------------------------------------- discovery
@@ -71,6 +73,18 @@ def metadata_rejection(row: dict, source: str, root: Location) -> Rejection | No
     return None
 
 
+POSITION = "__meit_position"
+
+
+def may_be_rejected() -> pl.Expr:
+    """Rows :func:`metadata_rejection` may reject (a superset: only these are checked one by one,
+    not 800k rows): no split, no path, or a path with ``/`` first, ``..``, ``://``, or only dots
+    and slashes."""
+    path = pl.col("path")
+    odd = path.str.contains(r"^/|\.\.|://|^[./]*$")
+    return pl.col("split").is_null() | path.is_null() | odd.fill_null(True)
+
+
 def discover_source(source: Source, root: Location, cfg: BuildConfig) -> SourceInput:
     """List one source's records, assign patient-level splits, reject on metadata, audit.
 
@@ -79,13 +93,18 @@ def discover_source(source: Source, root: Location, cfg: BuildConfig) -> SourceI
     """
     usable, marked = split_rejected(source.prepare(root, cfg), source.name)
     frame = assign_splits(usable, source.split_rule, cfg.split)
-    rejections, keep = list(marked), []
-    for row in frame.iter_rows(named=True):
+    rejections, dropped = list(marked), []
+    suspects = frame.with_row_index(POSITION).filter(may_be_rejected())
+    for position, row in zip(suspects[POSITION], suspects.drop(POSITION).iter_rows(named=True)):
         rej = metadata_rejection(row, source.name, as_location(root))
-        keep.append(rej is None)
         if rej is not None:
             rejections.append(rej)
-    kept = frame.filter(pl.Series(keep, dtype=pl.Boolean)) if frame.height else frame
+            dropped.append(position)
+    if dropped:
+        kept = frame.with_row_index(POSITION).filter(~pl.col(POSITION).is_in(dropped))
+        kept = kept.drop(POSITION)
+    else:
+        kept = frame
     kept = with_expected_digests(kept, root)
     audit = audit_splits(kept, split_mode(source.split_rule, cfg.split))
     if audit.leaking_patients and not audit.leaks:
@@ -117,7 +136,7 @@ def with_expected_digests(records: pl.DataFrame, root: Location) -> pl.DataFrame
 
     The worker checks the bytes it reads against it; the fingerprint uses it instead of the bytes.
     """
-    sums = read_sums(root) if "path" in records.columns else None
+    sums = read_sums(root, lazy=True) if "path" in records.columns else None
     return records if sums is None else attach_sums(records, sums)
 
 
@@ -214,9 +233,20 @@ def rejection_fingerprint(source: str, record_id: str, reason: str, detail: str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def fingerprint_rows(root: str, rows: Sequence[Mapping], mode: str = "content") -> list[str]:
-    """Fingerprints of a chunk of one source's records (a unit of work for a process pool)."""
-    return [record_fingerprint(root, row, mode) for row in rows]
+def fingerprint_rows(root: str, rows: pl.DataFrame, mode: str = "content") -> list[str]:
+    """Fingerprints of a chunk of one source's records (a unit of work for a process pool); the
+    chunk travels as a columnar slice and becomes dicts here, in the worker."""
+    return [record_fingerprint(root, row, mode) for row in rows.iter_rows(named=True)]
+
+
+def fingerprint_chunks(
+    sources: Sequence[SourceInput], setting: str
+) -> Iterator[tuple[str, str, str, pl.DataFrame]]:
+    """(source name, root, mode, slice of :data:`FINGERPRINT_CHUNK` records) over every source."""
+    for src in sources:
+        mode = fingerprint_mode(src.records, setting)
+        for rows in src.records.iter_slices(FINGERPRINT_CHUNK):
+            yield src.name, src.root, mode, rows
 
 
 def input_fingerprints(
@@ -226,26 +256,25 @@ def input_fingerprints(
 
     ``setting`` is the config's ``fingerprint`` (``auto`` or ``content``; see
     :func:`fingerprint_mode`). Fingerprinting opens every record (and in ``content`` mode reads
-    every byte), so it runs in chunks on ``executor`` (the build's pool or cluster) when given.
+    every byte), so it runs in chunks on ``executor`` (the build's pool or cluster) when given,
+    :data:`FINGERPRINT_WAVE` chunks per ``map`` call: an executor's ``map`` submits all it is
+    given at once, so only a wave of rows is ever queued (800k records' rows as dicts were ~1 GB).
     """
     out: dict[str, str] = {}
-    roots, chunks, ids, modes = [], [], [], []
     for src in sources:
-        rows = src.records.to_dicts()
-        mode = fingerprint_mode(src.records, setting)
-        for i in range(0, len(rows), FINGERPRINT_CHUNK):
-            chunk = rows[i : i + FINGERPRINT_CHUNK]
-            roots.append(src.root)
-            chunks.append(chunk)
-            modes.append(mode)
-            ids.append([f"{src.name}/{row['record_id']}" for row in chunk])
         for r in src.rejections:
             out[f"{src.name}/{r.record_id}"] = rejection_fingerprint(
                 src.name, r.record_id, r.reason, r.detail
             )
     mapper = executor.map if executor is not None else map
-    for chunk_ids, prints in zip(ids, mapper(fingerprint_rows, roots, chunks, modes)):
-        out.update(zip(chunk_ids, prints))
+    chunks = fingerprint_chunks(sources, setting)
+    while wave := list(itertools.islice(chunks, FINGERPRINT_WAVE)):
+        names, roots, modes, frames = zip(*wave)
+        for name, rows, prints in zip(
+            names, frames, mapper(fingerprint_rows, roots, frames, modes)
+        ):
+            ids = rows.get_column("record_id").cast(pl.String)
+            out.update(zip((f"{name}/{rid}" for rid in ids), prints))
     return dict(sorted(out.items()))
 
 

@@ -14,7 +14,7 @@ dropped, and a task is only offered when all of its values survive.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,8 +32,8 @@ from pipeline.sources.record import (
     REJECT_DETAIL,
     REJECT_REASON,
     ROW,
-    read_metadata_csv,
     rejection_columns,
+    scan_metadata_csv,
     whole_number,
 )
 from pipeline.storage import Location, exists, join
@@ -61,9 +61,9 @@ MEASUREMENT_COLUMNS = (
 TEXT_MEASUREMENTS = ("bandwidth", "filtering")
 
 
-def _statements(frame: pl.DataFrame) -> pl.Expr:
-    """Non-empty report_i columns, in order, as a list."""
-    cols = [f"report_{i}" for i in range(N_REPORT_FIELDS) if f"report_{i}" in frame.columns]
+def _statements(columns: Sequence[str]) -> pl.Expr:
+    """Non-empty report_i columns (of those in ``columns``), in order, as a list."""
+    cols = [f"report_{i}" for i in range(N_REPORT_FIELDS) if f"report_{i}" in columns]
     if not cols:
         return pl.lit([], pl.List(pl.String))
     stripped = pl.concat_list([pl.col(c).str.strip_chars() for c in cols])
@@ -94,23 +94,30 @@ def _measured(mm_csv: Location) -> tuple[pl.DataFrame, pl.DataFrame]:
     measurements as JSON, and why the row cannot be used (invalid UTF-8 in a cell the build reads;
     rows of one key that disagree). Identical repeats of a row count once; rows whose keys are not
     whole numbers describe no record and are left out. Second: every row's keys and row number
-    (to name a study filed under another subject than in ``record_list.csv``)."""
+    (to name a study filed under another subject than in ``record_list.csv``).
+
+    Streamed: the file's text columns are never held whole (800k rows, 29 columns read), only
+    the keys, the rows of repeated keys, and the result."""
     if not exists(mm_csv):
         return pl.DataFrame(schema=MEASURED_SCHEMA), pl.DataFrame(schema=KEYS_SCHEMA)
-    mm = read_metadata_csv(mm_csv, MEASUREMENTS_REQUIRED, MEASUREMENTS_OPTIONAL, need_rows=False)
+    mm = scan_metadata_csv(mm_csv, MEASUREMENTS_REQUIRED, MEASUREMENTS_OPTIONAL, need_rows=False)
+    columns = mm.collect_schema().names()
     subject, _ = whole_number("subject_id")
     study, _ = whole_number("study_id")
     mm = mm.with_columns(subject.alias("_subject"), study.alias("_study")).drop_nulls(MM_KEYS)
-    used = [c for c in (*MEASUREMENTS_REQUIRED[2:], *MEASUREMENTS_OPTIONAL) if c in mm.columns]
-    repeats = mm.filter(pl.struct(MM_KEYS).is_duplicated())  # usually none: compare only those
+    used = [c for c in (*MEASUREMENTS_REQUIRED[2:], *MEASUREMENTS_OPTIONAL) if c in columns]
+    keys = mm.select(*MM_KEYS, ROW).collect(engine="streaming")
+    repeated = keys.filter(pl.struct(MM_KEYS).is_duplicated())  # usually none: compare only those
+    later = repeated.filter(pl.col(ROW) != pl.col(ROW).min().over(MM_KEYS)).get_column(ROW)
+    repeats = mm.filter(pl.col(ROW).is_in(repeated.get_column(ROW).implode())).collect()
     versions = (
-        repeats.unique(subset=[*MM_KEYS, *used], keep="first", maintain_order=True)
+        repeats.sort(ROW)
+        .unique(subset=[*MM_KEYS, *used], keep="first", maintain_order=True)
         .group_by(MM_KEYS)
         .agg(pl.col(ROW).sort().alias("_rows"))
     )
-    keys = mm.select(*MM_KEYS, ROW)
-    mm = mm.unique(subset=MM_KEYS, keep="first", maintain_order=True).join(
-        versions, on=MM_KEYS, how="left"
+    mm = mm.filter(~pl.col(ROW).is_in(later.implode())).join(
+        versions.lazy(), on=MM_KEYS, how="left"
     )
     conflict = pl.when(pl.col("_rows").list.len() > 1).then(
         pl.format(
@@ -120,7 +127,7 @@ def _measured(mm_csv: Location) -> tuple[pl.DataFrame, pl.DataFrame]:
             pl.col("_study"),
         )
     )
-    present = [c for c in MEASUREMENT_COLUMNS if c in mm.columns]
+    present = [c for c in MEASUREMENT_COLUMNS if c in columns]
     typed = [
         pl.col(c) if c in TEXT_MEASUREMENTS else pl.col(c).cast(pl.Int64, strict=False)
         for c in present
@@ -128,11 +135,11 @@ def _measured(mm_csv: Location) -> tuple[pl.DataFrame, pl.DataFrame]:
     measurements = pl.struct(typed).struct.json_encode() if present else pl.lit(None, pl.String)
     by_key = mm.select(
         *MM_KEYS,
-        _statements(mm).alias("statements"),
+        _statements(columns).alias("statements"),
         measurements.alias("measurements"),
         pl.col(INVALID_TEXT).alias("_mm_invalid"),
         conflict.alias("_mm_conflict"),
-    )
+    ).collect(engine="streaming")
     return by_key, keys
 
 
@@ -150,7 +157,7 @@ def prepare_mimic(root: Location, limit: int | None = None) -> pl.DataFrame:
     rec_csv, mm_csv = join(root, "record_list.csv"), join(root, "machine_measurements.csv")
     if not exists(rec_csv):
         raise InputError(f"{rec_csv} not found: is {root} a MIMIC-IV-ECG folder?")
-    records = read_metadata_csv(rec_csv, RECORD_LIST_REQUIRED)
+    records = scan_metadata_csv(rec_csv, RECORD_LIST_REQUIRED).collect(engine="streaming")
     study, study_error = whole_number("study_id")
     subject, subject_error = whole_number("subject_id")
     listed = records.with_columns(study.alias("_key"), subject.alias("_subject"))

@@ -139,22 +139,33 @@ def _one_column(header: Sequence[str]) -> str:
     return f" (the header is one column: is the file {other[0]!r}-separated?)" if other else ""
 
 
-def _parse(location: Location, data: bytes | None) -> pl.DataFrame:
-    """Every column as text; InputError when the file is empty or does not parse as CSV."""
+def _scan(location: Location, data: bytes | None) -> pl.LazyFrame:
+    """Every column as text, lazily (polars reads the local file itself when ``data`` is None)."""
+    return pl.scan_csv(
+        io.BytesIO(data) if data is not None else location,
+        infer_schema=False,
+        encoding="utf8-lossy",
+    )
+
+
+def _not_csv(location: Location, data: bytes | None, exc: Exception) -> InputError:
+    """The one line for a file that does not parse as CSV: the first ragged row, else polars'."""
+    text = (data if data is not None else read_bytes(location)).decode(errors="replace")
+    header = next(csv.reader(io.StringIO(text)), [])
+    said = str(exc).strip().splitlines()
+    why = _ragged_row(text, len(header)) or (said[0] if said else type(exc).__name__)
+    return InputError(f"{location} does not parse as CSV: {why}{_one_column(header)}")
+
+
+def _parsed(location: Location, data: bytes | None, read):
+    """``read()`` (a schema or a collect of :func:`_scan`); InputError when the file is empty or
+    does not parse as CSV."""
     try:
-        return pl.read_csv(
-            io.BytesIO(data) if data is not None else location,
-            infer_schema=False,
-            encoding="utf8-lossy",
-        )
+        return read()
     except pl.exceptions.NoDataError:
         raise InputError(f"{location} is empty: no header line") from None
     except pl.exceptions.PolarsError as exc:
-        text = (data if data is not None else read_bytes(location)).decode(errors="replace")
-        header = next(csv.reader(io.StringIO(text)), [])
-        said = str(exc).strip().splitlines()
-        why = _ragged_row(text, len(header)) or (said[0] if said else type(exc).__name__)
-        raise InputError(f"{location} does not parse as CSV: {why}{_one_column(header)}") from None
+        raise _not_csv(location, data, exc) from None
 
 
 def read_metadata_csv(
@@ -171,36 +182,59 @@ def read_metadata_csv(
     are not rows. An empty file, a missing or repeated column, a CSV that does not parse, or (with
     ``need_rows``) a header without rows is an :class:`InputError` naming the file.
     """
+    return scan_metadata_csv(location, required, optional, need_rows, only_used=False).collect()
+
+
+def scan_metadata_csv(
+    location: Location,
+    required: Sequence[str],
+    optional: Sequence[str] = (),
+    need_rows: bool = True,
+    only_used: bool = True,
+) -> pl.LazyFrame:
+    """:func:`read_metadata_csv` as a lazy frame of only the required and optional columns (all of
+    them without ``only_used``), for a streaming collect that never holds the whole file.
+
+    Every check is done here, in a streaming pass that parses every field (a ragged row is an
+    error, and a row is blank only when all of its fields are), so collecting the frame cannot
+    fail on the file's form. MIMIC-IV-ECG's CSVs have 800k rows and 33 columns.
+    """
     valid, data = csv_bytes(location)
-    frame = _parse(location, data)
-    missing = [c for c in required if c not in frame.columns]
+    columns = _parsed(location, data, lambda: _scan(location, data).collect_schema().names())
+    missing = [c for c in required if c not in columns]
     if missing:
-        near = [h for h in frame.columns if h.strip().lower() in {m.lower() for m in missing}]
+        near = [h for h in columns if h.strip().lower() in {m.lower() for m in missing}]
         hint = f" (the header has {', '.join(map(repr, near))})" if near else ""
-        hint = hint or _one_column(frame.columns)
+        hint = hint or _one_column(columns)
         raise InputError(
             f"{location} lacks required column(s) {', '.join(map(repr, missing))}{hint}"
         )
-    checked = [c for c in (*required, *optional) if c in frame.columns]
-    repeated = [c for c in checked if f"{c}_duplicated_0" in frame.columns]
+    checked = [c for c in (*required, *optional) if c in columns]
+    repeated = [c for c in checked if f"{c}_duplicated_0" in columns]
     if repeated:
         raise InputError(f"{location}: column(s) {', '.join(map(repr, repeated))} appear twice")
-    frame = frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW))
-    frame = frame.filter(~pl.all_horizontal(pl.exclude(ROW).is_null()))
-    if need_rows and frame.height == 0:
+    rows = (
+        _scan(location, data)
+        .with_row_index(ROW, offset=1)
+        .filter(~pl.all_horizontal(pl.exclude(ROW).is_null()))
+        .select(*(checked if only_used else columns), pl.col(ROW).cast(pl.Int64))
+    )
+    n = _parsed(location, data, lambda: rows.select(pl.len()).collect(engine="streaming").item())
+    if need_rows and n == 0:
         raise InputError(f"{location} has a header but no rows")
     if valid:
-        return frame.with_columns(pl.lit(None, pl.String).alias(INVALID_TEXT))
+        return rows.with_columns(pl.lit(None, pl.String).alias(INVALID_TEXT))
     marks = [pl.when(pl.col(c).str.contains(INVALID_BYTE_PATTERN)).then(pl.lit(c)) for c in checked]
-    frame = frame.with_columns(pl.coalesce(marks).alias(INVALID_TEXT))
-    bad = frame.filter(pl.col(INVALID_TEXT).is_not_null()).select(ROW, INVALID_TEXT, *checked)
+    rows = rows.with_columns(pl.coalesce(marks).alias(INVALID_TEXT))
+    bad = rows.filter(pl.col(INVALID_TEXT).is_not_null()).select(ROW, INVALID_TEXT, *checked)
+    bad = bad.collect(engine="streaming")
     file = name(location)
     details = [
         f"{file} row {r[ROW]}: {r[INVALID_TEXT]} holds invalid UTF-8 {show(r[r[INVALID_TEXT]])}"
         for r in bad.iter_rows(named=True)
     ]
     said = pl.col(ROW).replace_strict(bad[ROW], details, default=None, return_dtype=pl.String)
-    return frame.with_columns(said.alias(INVALID_TEXT))
+    return rows.with_columns(said.alias(INVALID_TEXT))
 
 
 # ---------------------------------------------------------------- validating cells

@@ -7,7 +7,10 @@ and whose ``.dat`` are hard links to theirs (800k studies cost directory entries
 from __future__ import annotations
 
 import csv
+import errno
+import itertools
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -48,6 +51,21 @@ def write_seeds(base: Path, ptbxl_sample: Path, statements_tsv: Path, k: int = 8
     return Seeds(templates, reports, list_header, mm_header)
 
 
+def hard_link(src: Path, dst: Path) -> None:
+    """``dst`` as a hard link to ``src``, or to a copy of it beside it once ``src`` has as many
+    links as the file system allows (ext4: 65,000; 800k studies on 8 seeds need more)."""
+    for n in itertools.count():
+        spare = src if n == 0 else src.with_name(f"{src.name}.{n}")
+        if not spare.exists():
+            shutil.copyfile(src, spare)
+        try:
+            os.link(spare, dst)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EMLINK:
+                raise
+
+
 def add_study(root: Path, i: int, seeds: Seeds) -> tuple[list, list]:
     """Write study ``i`` (header renamed, ``.dat`` hard-linked); its two CSV rows."""
     from pipeline.sources.mimic import mimic_record_path
@@ -59,7 +77,7 @@ def add_study(root: Path, i: int, seeds: Seeds) -> tuple[list, list]:
     src = seeds.templates[i % len(seeds.templates)]
     header = src.with_suffix(".hea").read_text().replace(src.name, str(study))
     (folder / f"{study}.hea").write_text(header)
-    os.link(src.with_suffix(".dat"), folder / f"{study}.dat")
+    hard_link(src.with_suffix(".dat"), folder / f"{study}.dat")
     when = (T0 + timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M:%S")
     cells = {"subject_id": subject, "study_id": study, "ecg_time": when, "cart_id": 1}
     cells.update({f"report_{k}": s for k, s in enumerate(seeds.reports[i % len(seeds.reports)])})

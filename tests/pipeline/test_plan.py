@@ -340,7 +340,9 @@ def test_plan_of_a_new_and_of_an_unchanged_corpus(built, tmp_path, monkeypatch):
     monkeypatch.setattr(
         planning,
         "fingerprint_rows",
-        lambda root, rows, *mode: hashed.extend(rows) or fingerprint_rows(root, rows, *mode),
+        lambda root, rows, *mode: (
+            hashed.extend(rows.to_dicts()) or fingerprint_rows(root, rows, *mode)
+        ),
     )
     with CountingExecutor() as pool:
         again = make_plan(cfg, sources, pool)
