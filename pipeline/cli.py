@@ -324,7 +324,8 @@ def _download(args: argparse.Namespace, console: Console) -> int:
     except (dl.SourceError, InputError) as exc:  # no listing, or --to is a file
         _say(console, "download error", str(exc))
         return 2
-    plan = dl.plan_download(source, args.to, listing, workers, sizes=args.dry_run)
+    with dl.check_progress(console, listing.height) as on_checked:
+        plan = dl.plan_download(source, args.to, listing, workers, args.dry_run, on_checked)
     if args.dry_run:
         dl.print_lines(console, dl.plan_lines(plan))
         return 0
