@@ -106,31 +106,6 @@ def test_inspect_raw_writes_an_mm_true_png(sample_corpus: Path, tmp_path: Path, 
     assert pixels.shape[:2] == (sum(expected), int(width_mm / MM_PER_INCH * DPI))
 
 
-def test_inspect_draws_a_question_row(sample_corpus: Path, tmp_path: Path):
-    manifest = open_manifest(sample_corpus)
-    question = find_row(sample_corpus, manifest, "ptbxl/6001/diagnosis")
-    assert question["task"] == "diagnosis"
-    png = tmp_path / "q.png"
-    assert main(["inspect", str(sample_corpus), "--id", question["id"], "--png", str(png)]) == 0
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.mark.parametrize("args", [["--id", "ptbxl/999999"], ["--id", "nosuch"]])
-def test_unknown_id_is_one_line_exit_2(sample_corpus: Path, tmp_path: Path, capsys, args):
-    assert main(["inspect", str(sample_corpus), *args, "--out", str(tmp_path / "x.png")]) == 2
-    out = capsys.readouterr()
-    lines = (out.out + out.err).strip().splitlines()
-    assert len(lines) == 1 and "no row with id" in lines[0] and "Traceback" not in lines[0]
-    assert not (tmp_path / "x.png").exists()
-
-
-def test_folder_without_manifest_is_one_line_exit_2(tmp_path: Path, capsys):
-    assert main(["inspect", str(tmp_path)]) == 2
-    out = capsys.readouterr()
-    lines = (out.out + out.err).strip().splitlines()
-    assert len(lines) == 1 and "no manifest.json" in lines[0]
-
-
 def test_raw_without_the_input_folder_is_one_line(row_and_manifest, sample_corpus: Path):
     row, manifest = row_and_manifest
     moved = manifest.model_copy(update={"config": {**manifest.config, "ptbxl": "gone/ptb-xl"}})
