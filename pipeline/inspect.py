@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import polars as pl
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
@@ -37,20 +37,23 @@ def open_manifest(corpus: Path) -> Manifest:
 
 
 def corpus_stats(corpus: Path, manifest: Manifest) -> dict:
-    """Rows per source and split, report length (words) and templates used."""
+    """Rows per source and split, report length (words) and templates used (the reports are
+    counted by polars' streaming engine: only the ``report`` column is read)."""
     rows: dict[str, dict[str, int]] = {}
-    words: list[int] = []
     for f in manifest.files:
         rows.setdefault(f.source or "?", {})[f.split or "?"] = f.rows
-        reports = pq.read_table(Path(corpus) / f.path, columns=["report"])["report"]
-        words.extend(len(r.split()) for r in reports.to_pylist())
-    lengths = np.array(words or [0])
+    paths = [Path(corpus) / f.path for f in manifest.files]
+    words = pl.scan_parquet(paths).select(w=pl.col("report").str.count_matches(r"\S+"))
+    summary = words.select(
+        mean=pl.col("w").mean(), median=pl.col("w").median(), max=pl.col("w").max()
+    ).collect(engine="streaming")
+    mean, median, longest = summary.row(0) if paths else (0, 0, 0)
     return {
         "rows": rows,
         "report_words": {
-            "mean": float(lengths.mean()),
-            "median": float(np.median(lengths)),
-            "max": int(lengths.max()),
+            "mean": float(mean or 0),
+            "median": float(median or 0),
+            "max": int(longest or 0),
         },
         "templates_used": len(manifest.templates),
         "rejected": {n: c.rejected for n, c in manifest.counts.items()},

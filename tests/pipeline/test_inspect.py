@@ -34,3 +34,25 @@ def test_folder_without_manifest_is_one_line_exit_2(tmp_path: Path, capsys):
     out = capsys.readouterr()
     lines = (out.out + out.err).strip().splitlines()
     assert len(lines) == 1 and "no manifest.json" in lines[0]
+
+
+def test_stats_count_report_words_of_every_row(sample_corpus: Path):
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from pipeline.inspect import corpus_stats
+
+    manifest = open_manifest(sample_corpus)
+    reports = [
+        r
+        for f in manifest.files
+        for r in pq.read_table(sample_corpus / f.path)["report"].to_pylist()
+    ]
+    words = np.array([len(r.split()) for r in reports])
+    stats = corpus_stats(sample_corpus, manifest)
+    assert stats["report_words"] == {
+        "mean": float(words.mean()),
+        "median": float(np.median(words)),
+        "max": int(words.max()),
+    }
+    assert stats["rows"] == {"ptbxl": {f.split: f.rows for f in manifest.files}}
