@@ -312,8 +312,8 @@ def fetch_file(
             told.append(size)
             on_size(size)
 
-    def outcome(ok: bool, problem: str = "") -> FileOutcome:
-        return FileOutcome(task.path, ok, fetched, resumed_from, problem)
+    def outcome(ok: bool, problem: str = "") -> FileOutcome:  # a restart from zero saved nothing
+        return FileOutcome(task.path, ok, fetched, 0 if fresh else resumed_from, problem)
 
     while True:
         try:

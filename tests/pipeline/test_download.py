@@ -187,6 +187,8 @@ def test_an_interrupted_file_resumes_with_a_range_request(site, server, tmp_path
     served = sum(n for _, n in gets)
     assert served == (size - DROP_AT if retries == 0 else size)  # no byte fetched twice
     assert all(o.ok for o in outcomes)
+    if retries == 0:
+        assert [(o.path, o.resumed_from) for o in outcomes] == [(DAT, DROP_AT)]
     assert (dest / DAT).read_bytes() == (www / ROOT / DAT).read_bytes()
     assert not part_path(dest / DAT).exists()
 
@@ -224,6 +226,7 @@ def test_a_bad_part_restarts_from_zero_once_then_a_wrong_file_is_reported(
     assert (
         all(o.ok for o in outcomes) and (dest / DAT).read_bytes() == (www / ROOT / DAT).read_bytes()
     )
+    assert not any(o.resumed_from for o in outcomes)  # the 50,000 bytes saved nothing
     gets = log.gets(DAT)
     assert gets[0][0].startswith("bytes=50000-")  # resumed first, then once more from zero
     again = [i for i, (rng, _) in enumerate(gets) if rng.startswith("bytes=0-")]
