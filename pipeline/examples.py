@@ -2,14 +2,18 @@
 
 One record gives one row per example: the report-generation example first, then the question-answer
 tasks drawn for it. What a worker loads once per unit of work lives in :class:`UnitTools`; nothing
-here keeps state between calls (the cleaned reports are passed in, the tallies read off the rows).
+here keeps state between calls (the cleaned reports are passed in, the tallies read off the rows),
+except the parsed template catalogue, kept per process while its files are unchanged
+(:func:`cached_catalog`: parsing it cost ~40 ms per unit, 6 % of a 500-record unit).
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -23,6 +27,27 @@ from pipeline.sources import Source
 from pipeline.storage import as_location
 from pipeline.units import TextStats, WorkUnit
 from schemas import CANONICAL_LEADS, corpus_schema, encode_ecg
+from templates import TEMPLATES_DIR
+
+
+def catalog_signature(directory: Path = TEMPLATES_DIR) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and mtime of every template file: another signature when any file changes."""
+    return tuple(
+        (p.relative_to(directory).as_posix(), st.st_size, st.st_mtime_ns)
+        for p in sorted(Path(directory).rglob("*.j2"))
+        for st in (p.stat(),)
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _catalog(directory: Path, signature: tuple[tuple[str, int, int], ...]) -> Catalog:
+    return load_catalog(directory)
+
+
+def cached_catalog(directory: Path = TEMPLATES_DIR) -> Catalog:
+    """:func:`pipeline.prompts.load_catalog`, parsed once per process while the template files'
+    signature (:func:`catalog_signature`) stays the same; a changed template is parsed again."""
+    return _catalog(Path(directory), catalog_signature(directory))
 
 
 @dataclass(frozen=True)
@@ -36,7 +61,7 @@ class UnitTools:
     @classmethod
     def load(cls, cfg: BuildConfig, unit: WorkUnit) -> "UnitTools":
         resources = unit.source.load_resources(as_location(unit.root))
-        return cls(load_catalog(), ReportCleaner.from_config(cfg.text), resources)
+        return cls(cached_catalog(), ReportCleaner.from_config(cfg.text), resources)
 
 
 def render_context(row: dict, source: Source, cfg: BuildConfig) -> dict:

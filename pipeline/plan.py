@@ -29,7 +29,7 @@ from pipeline.bounded_io import resolve_record
 from pipeline.checksums import SUMS_KEY, attach_sums, listed_digests, read_sums
 from pipeline.config import BuildConfig
 from pipeline.errors import InputError, RecordRejected
-from pipeline.progress import finished_result, previous_manifest
+from pipeline.progress import finished_results, previous_manifest
 from pipeline.shards import shard_bucket, shard_count
 from pipeline.sources import Source
 from pipeline.sources.record import split_rejected
@@ -343,24 +343,41 @@ def plan_units(
     """
     units = []
     for src in sources:
-        for split in SPLITS:
-            frame = src.records.filter(pl.col("split") == split)
-            if not frame.height:
-                continue
-            count = cfg.shards_per_split or shard_count(frame.height, cfg.records_per_shard)
-            ids = frame.get_column("record_id").cast(pl.String).to_list()
-            buckets = [shard_bucket(f"{src.name}/{rid}", count) for rid in ids]
-            parts = frame.with_columns(pl.Series(BUCKET, buckets, dtype=pl.Int64)).partition_by(
-                BUCKET, maintain_order=True, include_key=False, as_dict=True
+        for split, index, count, members in unit_rows(cfg, src):
+            rows = members.to_dicts()
+            prints = [fingerprints.get(f"{src.name}/{m['record_id']}", "") for m in rows]
+            key = unit_key(cfg, src.name, split, index, count, rows, prints)
+            units.append(
+                write_unit(cfg.out, src.source, src.root, split, index, count, key, members)
             )
-            for (index,), members in sorted(parts.items()):
-                rows = members.to_dicts()
-                prints = [fingerprints.get(f"{src.name}/{m['record_id']}", "") for m in rows]
-                key = unit_key(cfg, src.name, split, index, count, rows, prints)
-                units.append(
-                    write_unit(cfg.out, src.source, src.root, split, index, count, key, members)
-                )
     return units
+
+
+def unit_rows(cfg: BuildConfig, src: SourceInput) -> Iterator[tuple[str, int, int, pl.DataFrame]]:
+    """(split, shard index, shard count, its records in discovery's order) for every non-empty
+    shard of ``src``, by split then index. Only row numbers are grouped; each shard's rows are
+    gathered when its turn comes, so the records are never copied whole (800k rows)."""
+    splits = src.records.get_column("split")
+    ids = src.records.get_column("record_id").cast(pl.String)
+    counts = {
+        split: cfg.shards_per_split or shard_count(n, cfg.records_per_shard)
+        for split, n in splits.value_counts().iter_rows()
+        if split is not None
+    }
+    buckets = [
+        shard_bucket(f"{src.name}/{rid}", counts[split]) if split in counts else None
+        for rid, split in zip(ids, splits)
+    ]
+    groups = (
+        pl.DataFrame({"split": splits, BUCKET: pl.Series(buckets, dtype=pl.Int64)})
+        .with_row_index(POSITION)
+        .group_by("split", BUCKET)
+        .agg(pl.col(POSITION).sort())
+    )
+    for split in SPLITS:
+        mine = groups.filter(pl.col("split") == split).sort(BUCKET)
+        for index, positions in mine.select(BUCKET, POSITION).iter_rows():
+            yield split, index, counts[split], src.records[positions]
 
 
 BUCKET = "__meit_bucket"
@@ -430,8 +447,7 @@ def make_plan(
     units = plan_units(cfg, sources, fingerprints)
     prune_unit_files(out, {u.key for u in units})
     todo, done = [], []
-    for unit in units:
-        result = finished_result(out, unit)
+    for unit, result in zip(units, finished_results(out, units)):  # shards hashed in parallel
         if result is None:
             todo.append(unit)
         else:

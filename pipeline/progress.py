@@ -14,7 +14,8 @@ another plan, a missing, truncated or altered shard) is rebuilt. Nothing on disk
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -81,6 +82,20 @@ def finished_result(out: Path, unit: WorkUnit) -> UnitResult | None:
     if result.rows and not shard_matches(out, result):
         return None
     return result
+
+
+def finished_results(
+    out: Path, units: Sequence[WorkUnit], threads: int | None = None
+) -> list[UnitResult | None]:
+    """:func:`finished_result` of each unit (same order), the shards hashed ``threads`` at a time
+    (default: one per core). Threads, not processes: file reads and ``hashlib`` on large buffers
+    release the GIL, so a rerun checks every finished shard's sha256 on all cores at no start-up
+    cost (a 940 MB corpus: see the README's speed section)."""
+    threads = threads or os.cpu_count() or 1
+    if threads == 1 or len(units) < 2:
+        return [finished_result(out, unit) for unit in units]
+    with ThreadPoolExecutor(min(threads, len(units)), thread_name_prefix="verify") as pool:
+        return list(pool.map(lambda unit: finished_result(out, unit), units))
 
 
 def record_completion(out: Path, unit: WorkUnit, result: UnitResult) -> None:

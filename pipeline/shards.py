@@ -5,6 +5,8 @@ Shard names and checksums are part of the corpus contract (:mod:`schemas.layout`
 Writer settings (measured on these machines for 12 x 5000 float16 rows): pyarrow's defaults cost
 ~3.8 ms per record; with dictionary encoding and statistics off for the signal column and zstd
 level 1, ~0.9 ms. The file appears under its final name only when complete (temp file + rename).
+A shard's sha256 and size are taken from the bytes as they are written (:class:`HashingFile`),
+not by reading the file back.
 
 A write that fails leaves no temp file behind and raises :class:`WriteFailed` naming the file
 (:class:`DiskFull` when the disk or the quota is full), so the build can end in one line.
@@ -144,10 +146,57 @@ def _write_atomic(path: Path, write) -> None:
         raise
 
 
+class HashingFile:
+    """A binary file opened for writing that hashes (sha256) and counts the bytes written to it.
+
+    Handed to ``pyarrow.parquet.ParquetWriter`` as its sink: the digest of the file is known when
+    the writer closes, without reading it back.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        self._hash.update(view)
+        self.size += view.nbytes
+        return self._file.write(view)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def sync(self) -> None:
+        """Flush and ``fsync``: the bytes are on disk before the file is renamed into place."""
+        if self._file.closed:  # a writer that closed its sink: reopen to sync
+            with open(self._file.name, "rb") as f:
+                os.fsync(f.fileno())
+            return
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def writable(self) -> bool:
+        return True
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
 class ShardWriter:
     """Write one Parquet file from record batches; it appears at ``path`` only when it holds at
-    least one row and everything succeeded. ``size`` and ``sha256`` are its bytes' (read back
-    from the temp file before the rename, while it is in the page cache)."""
+    least one row and everything succeeded. ``size`` and ``sha256`` are its bytes' (hashed as
+    they are written, :class:`HashingFile`)."""
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.path = Path(path)
@@ -156,14 +205,16 @@ class ShardWriter:
         self.size = 0
         self.sha256 = ""
         self._tmp = temp_path(self.path)
+        self._sink: HashingFile | None = None
         self._writer: pq.ParquetWriter | None = None
 
     def __enter__(self) -> "ShardWriter":
         others = [n for n in self.schema.names if n != SIGNAL_COLUMN]
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._sink = HashingFile(self._tmp)
             self._writer = pq.ParquetWriter(
-                self._tmp,
+                self._sink,
                 self.schema,
                 compression="zstd",
                 compression_level=COMPRESSION_LEVEL,
@@ -171,6 +222,8 @@ class ShardWriter:
                 write_statistics=others,
             )
         except OSError as exc:
+            if self._sink is not None:
+                self._sink.close()
             self._tmp.unlink(missing_ok=True)
             raise write_error(self.path, exc) from exc
         return self
@@ -190,16 +243,21 @@ class ShardWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        sink = self._sink
         try:
             if self._writer is not None:
                 self._writer.close()
-            if exc_type is None and self.rows:
-                self.size, self.sha256 = file_digest(self._tmp)
-                publish(self._tmp, self.path)
+            if exc_type is None and self.rows and sink is not None:
+                sink.sync()
+                sink.close()
+                self.size, self.sha256 = sink.size, sink.hexdigest()
+                os.replace(self._tmp, self.path)
         except OSError as err:
             if exc_type is None:
                 raise write_error(self.path, err) from err
         finally:
+            if sink is not None:
+                sink.close()
             self._tmp.unlink(missing_ok=True)
 
 
