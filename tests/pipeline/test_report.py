@@ -15,7 +15,9 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.finalise import validate_corpus
-from pipeline.report import FIGURES, INDEX, amplitude_sample, shard_paths
+from pipeline.report import INDEX
+from pipeline.report_figures import FIGURES
+from pipeline.report_stats import amplitude_sample, shard_paths
 from schemas import decode_ecg, read_manifest
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
