@@ -98,9 +98,10 @@ def attach_sums(records: pl.DataFrame, sums: pl.DataFrame | pl.LazyFrame) -> pl.
         .group_by("_stem")
         .agg(pl.col("_line").sort().str.join("\n").alias(SUMS_KEY))
     )
-    keyed = records.lazy().with_columns(pl.col("path").cast(pl.String).alias("_stem"))
+    keyed = records.lazy().select(pl.col("path").cast(pl.String).alias("_stem"))
     joined = keyed.join(listed, on="_stem", how="left", maintain_order="left")
-    return joined.drop("_stem").collect(engine="streaming")
+    # only the new column is joined: the records' other columns are shared, not copied
+    return records.with_columns(joined.collect(engine="streaming").get_column(SUMS_KEY))
 
 
 def listed_digests(listed: str | None, path: str | None) -> dict[str, str]:
