@@ -9,6 +9,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
+from pipeline.report_stats import scan_rows
 from schemas import MANIFEST, Manifest, read_manifest
 
 
@@ -42,12 +43,12 @@ def corpus_stats(corpus: Path, manifest: Manifest) -> dict:
     rows: dict[str, dict[str, int]] = {}
     for f in manifest.files:
         rows.setdefault(f.source or "?", {})[f.split or "?"] = f.rows
-    paths = [Path(corpus) / f.path for f in manifest.files]
-    words = pl.scan_parquet(paths).select(w=pl.col("report").str.count_matches(r"\S+"))
+    reports = scan_rows(corpus, manifest).select("report")
+    words = reports.select(w=pl.col("report").str.count_matches(r"\S+"))
     summary = words.select(
         mean=pl.col("w").mean(), median=pl.col("w").median(), max=pl.col("w").max()
     ).collect(engine="streaming")
-    mean, median, longest = summary.row(0) if paths else (0, 0, 0)
+    mean, median, longest = summary.row(0)
     return {
         "rows": rows,
         "report_words": {

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from schemas import Manifest, decode_ecg
+from schemas import Manifest, corpus_schema, decode_ecg
 
 TOP = 20  # bars in a top-N figure and rows in a top-N table
 AMPLITUDE_ROWS = 240  # rows sampled for the amplitude figure (bounded: a batch per shard)
@@ -46,6 +46,15 @@ def shard_paths(corpus: Path, manifest: Manifest) -> list[Path]:
     return [
         Path(corpus) / f.path for f in manifest.files if f.source and f.path.endswith(".parquet")
     ]
+
+
+def scan_rows(corpus: Path, manifest: Manifest) -> pl.LazyFrame:
+    """The corpus's rows, lazily (nothing is read until a query names its columns); an empty
+    frame of the row schema when the corpus has no shard (every record rejected)."""
+    paths = shard_paths(corpus, manifest)
+    if paths:
+        return pl.scan_parquet(paths)
+    return pl.from_arrow(corpus_schema(manifest.n_samples).empty_table()).lazy()
 
 
 def _ranked(frame: pl.LazyFrame, by: list[str], top: int | None = None) -> pl.LazyFrame:
@@ -162,7 +171,7 @@ def collect_stats(corpus: Path, manifest: Manifest, top: int = TOP) -> CorpusSta
     from pipeline.preview import row_unit
 
     paths = shard_paths(corpus, manifest)
-    queries = row_queries(pl.scan_parquet(paths), top)
+    queries = row_queries(scan_rows(corpus, manifest), top)
     frames = dict(zip(queries, pl.collect_all(list(queries.values()), engine="streaming")))
     normalise = manifest.config.get("signal", {}).get("normalise", "none")
     return CorpusStats(

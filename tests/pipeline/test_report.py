@@ -15,9 +15,9 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.finalise import validate_corpus
-from pipeline.report import INDEX
-from pipeline.report_figures import FIGURES
-from pipeline.report_stats import amplitude_sample, shard_paths
+from pipeline.report import INDEX, render_html
+from pipeline.report_figures import FIGURES, make_figures, png_bytes
+from pipeline.report_stats import amplitude_sample, collect_stats, shard_paths
 from schemas import decode_ecg, read_manifest
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -112,3 +112,13 @@ def test_folder_without_manifest_is_one_line_exit_2(tmp_path: Path, capsys):
     out = capsys.readouterr()
     lines = (out.out + out.err).strip().splitlines()
     assert len(lines) == 1 and "no manifest.json" in lines[0]
+
+
+def test_a_corpus_without_rows_still_reports(sample_corpus: Path):
+    """Every record rejected: no shard at all, yet the report says so (no polars error)."""
+    manifest = read_manifest(sample_corpus).model_copy(update={"files": []})
+    stats = collect_stats(sample_corpus, manifest)
+    assert stats.records.height == 0 and stats.amplitude == {}
+    images = {name: png_bytes(fig) for name, fig in make_figures(stats).items()}
+    html = render_html(stats, images, "empty")
+    assert "0 records kept (0 rows), 1 rejected." in html
