@@ -10,12 +10,17 @@ file the plan wrote; its worker reads them). Progress is logged every 10 % of un
 atomic writes and completion records (a killed run resumes), not on Prefect's caching, which is
 off (``NO_CACHE``).
 
+With no input in its config (the deployments' default parameters) a run builds the synthetic demo
+in ``./demo-data`` of its working folder, writing it first when it is missing, as
+``meit-corpus build`` does; the run log says which.
+
 Run directly: ``python -m flows.build_corpus --config build.yaml [--mode refresh]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import contextmanager
@@ -29,7 +34,8 @@ from prefect.cache_policies import NO_CACHE
 
 from pipeline.build import BuildOutcome, Steps, build
 from pipeline.config import BuildConfig
-from pipeline.config_file import load_config
+from pipeline.config_file import config_error_line, load_config
+from pipeline.demo import with_existing_demo
 from pipeline.execute import process_unit, run_units
 from pipeline.finalise import finalise, validate_corpus
 from pipeline.plan import Plan, discover, make_plan
@@ -39,6 +45,22 @@ from pipeline.units import UnitResult, WorkUnit
 from schemas import Manifest
 
 IO_RETRIES = {"retries": 2, "retry_delay_seconds": 5}
+DEMO_INPUTS = Path("demo-data")
+"""Where a run with no input finds (or writes) the synthetic demo: relative to the run's working
+folder, which for a deployment is the folder ``prefect deploy`` ran in."""
+
+
+@task(name="demo-inputs", cache_policy=NO_CACHE)
+def demo_inputs_task(config: BuildConfig) -> BuildConfig:
+    """No input given: ``config`` on the synthetic demo in ./demo-data, written when missing."""
+    config, written = with_existing_demo(config, DEMO_INPUTS)
+    get_run_logger().info(
+        "no input given: %s the SYNTHETIC demo inputs %s (not PhysioNet data; give "
+        "config.ptbxl and/or config.mimic to build real folders)",
+        "wrote" if written else "building",
+        DEMO_INPUTS.resolve(),
+    )
+    return config
 
 
 @task(name="discover", cache_policy=NO_CACHE, **IO_RETRIES)
@@ -242,7 +264,10 @@ def build_corpus_flow(
     ``full`` always finalises; ``refresh`` writes nothing when no input changed. Both rewrite only
     shards whose records or inputs changed and resume a killed run. ``dask_address`` (e.g.
     ``tcp://127.0.0.1:8786``) runs the units on that Dask scheduler; None = local process pool.
+    With no input in ``config``, the synthetic demo in ./demo-data (written when missing).
     """
+    if not config.inputs():
+        config = demo_inputs_task(config)
     with cluster_executor(dask_address) as executor:
         outcome: BuildOutcome = build(
             config, mode, executor=executor, steps=prefect_steps(dask_address)
@@ -269,7 +294,7 @@ def build_corpus_flow(
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m flows.build_corpus``: run the flow once (needs a Prefect API or starts one)."""
-    p = argparse.ArgumentParser(prog="python -m flows.build_corpus")
+    p = argparse.ArgumentParser(prog="python -m flows.build_corpus", allow_abbrev=False)
     p.add_argument("--config", type=Path)
     p.add_argument("--ptbxl")
     p.add_argument("--mimic")
@@ -277,7 +302,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--mode", choices=["full", "refresh"], default="full")
     p.add_argument("--dask-address")
     a = p.parse_args(argv)
-    cfg = load_config(a.config, ptbxl=a.ptbxl, mimic=a.mimic, out=a.out)
+    try:
+        cfg = load_config(a.config, ptbxl=a.ptbxl, mimic=a.mimic, out=a.out)
+    except (ValueError, OSError) as exc:  # pydantic's ValidationError is a ValueError
+        print(f"config error: {config_error_line(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
     build_corpus_flow(cfg, mode=a.mode, dask_address=a.dask_address)
 
 

@@ -25,6 +25,13 @@ clock is read: two calls with the same arguments write byte-identical files.
 """
 
 from pipeline.demo.defects import DEFECTS, DemoDefect
-from pipeline.demo.write import DemoPaths, with_demo_inputs, write_demo
+from pipeline.demo.write import DemoPaths, with_demo_inputs, with_existing_demo, write_demo
 
-__all__ = ["DEFECTS", "DemoDefect", "DemoPaths", "with_demo_inputs", "write_demo"]
+__all__ = [
+    "DEFECTS",
+    "DemoDefect",
+    "DemoPaths",
+    "with_demo_inputs",
+    "with_existing_demo",
+    "write_demo",
+]

@@ -132,3 +132,14 @@ def with_demo_inputs(cfg: BuildConfig, demo_dir: Path) -> BuildConfig:
     """``cfg`` pointed at freshly written synthetic demo folders (deterministic, labelled synthetic)."""
     paths = write_demo(Path(demo_dir), overwrite=True)
     return cfg.model_copy(update={"ptbxl": paths.ptbxl, "mimic": paths.mimic, "synthetic": True})
+
+
+def with_existing_demo(cfg: BuildConfig, demo_dir: Path) -> tuple[BuildConfig, bool]:
+    """``cfg`` pointed at the synthetic demo in ``demo_dir``, written only when it is missing
+    (no ``SYNTHETIC.md`` or a source folder gone); True when it was written. A rerun then reads
+    unchanged files, so a refresh of the demo finds nothing to do."""
+    demo_dir = Path(demo_dir)
+    ptbxl, mimic = demo_dir / "ptbxl", demo_dir / "mimic-iv-ecg"
+    if not ((demo_dir / NOTE).is_file() and ptbxl.is_dir() and mimic.is_dir()):
+        return with_demo_inputs(cfg, demo_dir), True
+    return cfg.model_copy(update={"ptbxl": ptbxl, "mimic": mimic, "synthetic": True}), False
