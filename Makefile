@@ -15,11 +15,12 @@ $(VENV)/.core: pyproject.toml
 	$(PY) -m pip install -q -e .
 	touch $@
 
-# torch is pinned first so that the train extra's `torch>=2.4` finds it installed and pulls no
-# multi-GB CUDA build.
+# torch is pinned so that the train extra's `torch>=2.4` pulls no newer multi-GB build. It is
+# installed in the same pip command as the extras: pip then resolves torch's `setuptools>=77.0.3`
+# together with neurokit2's `setuptools<82` (a separate `pip install torch` upgrades setuptools
+# past 82 and pip prints "ERROR: ... neurokit2 requires setuptools<82").
 $(VENV)/.all: $(VENV)/.core
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[train,flows,dev]"
+	$(PY) -m pip install -q torch==2.13.0 -e ".[train,flows,dev]"
 	@# WordNet 3.0 for meit-eval --metrics meit (NLTK METEOR); Debian's package, needs root
 	test -f /usr/share/wordnet/data.noun || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base) || \
