@@ -19,6 +19,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+import pipeline.plan as planning
 import pipeline.wfdb_io as wfdb_io
 from pipeline.build import build
 from pipeline.config import BuildConfig
@@ -127,6 +128,23 @@ def test_sums_fingerprint_uses_listed_digests_and_falls_back_to_stat(sample):
     no_data = listed({k: v for k, v in sums.items() if k != DATA})
     fallback = record_fingerprint(sample, {**ROW, "_sha256": no_data}, "sha256sums")
     assert fallback == record_fingerprint(sample, ROW, "stat") != base
+
+
+def test_sums_fingerprint_needs_no_header_read_when_the_lines_name_the_record(sample, monkeypatch):
+    sums = {k: v for k, v in write_sums(sample).items() if k.startswith(ROW["path"])}
+    row = {**ROW, "_sha256": listed(sums)}
+    opened = []
+    real_open = planning.open_record
+    monkeypatch.setattr(planning, "open_record", lambda *a: opened.append(a) or real_open(*a))
+    quick = record_fingerprint(sample, row, "sha256sums")
+    assert opened == []  # two stat calls, no header read ...
+    with monkeypatch.context() as m:
+        m.setattr(planning, "listed_identity", lambda root, row: None)
+        read = record_fingerprint(sample, row, "sha256sums")
+    assert len(opened) == 1 and quick == read  # ... and the same fingerprint as reading it
+    (sample / DATA).rename(sample / "elsewhere.dat")  # a listed file gone: the header is read
+    gone = record_fingerprint(sample, row, "sha256sums")
+    assert len(opened) == 2 and gone != quick
 
 
 def test_a_flipped_byte_is_a_checksum_mismatch_with_both_digests(sample, tmp_path):
