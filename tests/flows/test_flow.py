@@ -105,3 +105,20 @@ def test_flow_accepts_file_urls(prefect_server, ptbxl_sample, tmp_path, digests)
     assert cfg.out == tmp_path / "out"
     build_corpus_flow(cfg)
     assert validate_corpus(tmp_path / "out") == []
+
+
+def test_flow_command_says_a_config_mistake_in_one_line(tmp_path, capsys):
+    """``python -m flows.build_corpus --config bad.yaml``: one line and exit 2, not a traceback."""
+    import pytest
+
+    from flows.build_corpus import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ptbxl: [a\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["--config", str(bad)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and err == [
+        f"config error: {bad}:2:1: YAML syntax error: expected ',' or ']', but got '<stream end>' "
+        "(while parsing a flow sequence at line 1)"
+    ]
