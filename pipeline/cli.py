@@ -30,11 +30,14 @@ as Parquet shards that datasets.load_dataset(<folder>) reads."""
 
 EPILOG = """\
 examples:
-  meit-corpus build                                  the SYNTHETIC demo, into ./corpus
-  meit-corpus build --ptbxl /data/ptb-xl-1.0.3 --out corpus
-  meit-corpus build --config build.yaml              settings from a YAML file
+  meit-corpus build                                the SYNTHETIC demo, into ./corpus
+  meit-corpus download ptbxl --to data/ptb-xl      PTB-XL from PhysioNet, checked
+  meit-corpus build --ptbxl data/ptb-xl --out corpus
+  meit-corpus build --config build.yaml            settings from a YAML file
   meit-corpus validate corpus
-  meit-corpus inspect corpus --id ptbxl/6001
+  meit-corpus inspect corpus --id ptbxl/6001       one record on ECG paper
+  meit-corpus report corpus                        statistics as HTML
+  meit-corpus push corpus --repo NAME --dry-run    what would go to the Hub
 
 'meit-corpus COMMAND --help' describes a command. A mistake in the command line, the config or
 the inputs is one line and exit code 2, before any work."""
@@ -46,7 +49,6 @@ class _Parser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("allow_abbrev", False)
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
@@ -83,7 +85,12 @@ def _version() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="meit-corpus", description=DESCRIPTION, epilog=EPILOG)
+    p = _Parser(
+        prog="meit-corpus",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     b = sub.add_parser(
