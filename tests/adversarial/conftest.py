@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from schemas import FINGERPRINTS, REJECTIONS, shard_path, source_dir
+from schemas import DATA_DIR, FINGERPRINTS, REJECTIONS, shard_path, source_dir
 
 TRAIN = shard_path("ptbxl", "train", 0, 1)
 TEST = shard_path("ptbxl", "test", 0, 1)
@@ -54,5 +54,8 @@ def reference(ptbxl: Path, tmp_path_factory) -> Path:
     """A clean build of the copy."""
     out = tmp_path_factory.mktemp("reference") / "corpus"
     assert main(build_args(ptbxl, out)) == 0
-    assert sorted(p.relative_to(out).as_posix() for p in out.glob("ptbxl/*")) == [TEST, TRAIN]
+    assert sorted(p.relative_to(out).as_posix() for p in out.glob(f"{DATA_DIR}/ptbxl/*")) == [
+        TEST,
+        TRAIN,
+    ]
     return out

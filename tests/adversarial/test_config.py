@@ -636,7 +636,7 @@ def test_record_too_slow_for_the_filters_is_rejected_not_crashed(ptbxl_sample: P
     ]
     kept = {
         i
-        for p in (tmp_path / "corpus").glob("ptbxl/*.parquet")
+        for p in (tmp_path / "corpus").glob(f"{DATA_DIR}/ptbxl/*.parquet")
         for i in pq.read_table(p)["id"].to_pylist()
     }
     assert kept == {f"ptbxl/{i}" for i in (6001, 6002, 6004, 6005, 6006, 6007, 6008)}
