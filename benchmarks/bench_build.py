@@ -18,7 +18,8 @@ work the floor must do.
 
 The runs are interleaved (floor, default, filtered, in a rotating order) ``--repeats`` times and
 each one's best wall time is kept, so a burst of load from other jobs on a shared machine hits
-one sample rather than one side of the ratio. Prints the best and median wall times, records/s,
+one sample rather than one side of the ratio. Then a rerun's check of the finished shards is
+timed on the last default build: one shard at a time, and on the plan's thread pool. Prints the best and median wall times, records/s,
 the ratios build / floor (targets: default <= 1.25, filtered <= 1.5; wall time, and the CPU
 seconds of all processes as a check less sensitive to other load), the worker processes' peak RSS,
 and the load average before and after.
@@ -160,8 +161,36 @@ def _measure(conn, kind: str, *args) -> None:
     conn.send((wall, cpu, children.ru_maxrss / 1024))
 
 
+def recheck(root: Path, out: Path, per_shard: int, workers: int, repeats: int = 3) -> str:
+    """What a rerun spends verifying the finished shards of the corpus at ``out`` (sha256 of
+    each against its completion record): one at a time, and on the thread pool the plan uses."""
+    from pipeline.config import BuildConfig
+    from pipeline.plan import discover, make_plan
+    from pipeline.progress import finished_result, finished_results
+    from pipeline.sources import registry
+
+    cfg = BuildConfig.model_validate(
+        {"ptbxl": root, "out": out, "workers": workers, "records_per_shard": per_shard}
+    )
+    units = make_plan(cfg, discover(cfg, registry()), None).units
+    size = sum(p.stat().st_size for p in out.rglob("*.parquet"))
+    one, pool = [], []
+    for _ in range(repeats):  # interleaved, best kept
+        start = time.perf_counter()
+        assert all(finished_result(out, u) for u in units)
+        one.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        assert all(finished_results(out, units))
+        pool.append(time.perf_counter() - start)
+    return (
+        f"  rerun check of {len(units)} shards ({size / 2**20:.0f} MiB, in the page cache): "
+        f"one at a time {min(one):.2f} s, {os.cpu_count()} threads {min(pool):.2f} s"
+    )
+
+
 def measure_size(tmp: Path, n: int, args: argparse.Namespace) -> dict[str, list[tuple]]:
-    """Every run's (wall s, peak worker RSS MiB) at ``n`` records, interleaved, repeated."""
+    """Every run's (wall s, CPU s, peak worker RSS MiB) at ``n`` records, interleaved, repeated;
+    the default build of the last round is kept for :func:`recheck`."""
     data = clone_dataset(tmp / f"in-{n}", n)
     samples: dict[str, list[tuple]] = {k: [] for k in RUNS}
     for rep in range(args.repeats):
@@ -170,7 +199,10 @@ def measure_size(tmp: Path, n: int, args: argparse.Namespace) -> dict[str, list[
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir()
             samples[kind].append(timed_in_child(kind, data, out, args.per_shard, args.workers))
-            shutil.rmtree(out, ignore_errors=True)
+            if kind != "default" or rep < args.repeats - 1:
+                shutil.rmtree(out, ignore_errors=True)
+    print(recheck(data, tmp / f"default-{n}", args.per_shard, args.workers), flush=True)
+    shutil.rmtree(tmp / f"default-{n}", ignore_errors=True)
     shutil.rmtree(data, ignore_errors=True)
     return samples
 
@@ -215,8 +247,8 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="meit-bench-"))
     try:
         for n in args.records:
-            samples = measure_size(tmp, n, args)
             print(f"records: {n}", flush=True)
+            samples = measure_size(tmp, n, args)
             print("\n".join(report(n, samples)), flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
