@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
@@ -49,10 +49,11 @@ from schemas import (
     RefreshRecord,
     SourceCounts,
     SplitAudit,
+    gapless_shard_paths,
     meit_jsonl_path,
+    parse_shard_path,
     rejection_table,
     sha256_file,
-    shard_path,
     source_dir,
 )
 
@@ -77,16 +78,17 @@ def gapless_paths(results: Sequence[UnitResult], units: Mapping[str, WorkUnit]) 
     """Unit key -> published shard path: per (source, split), the shards that hold rows numbered
     0 .. N-1 of N in the order of their hash buckets (an empty bucket, or a unit whose records
     were all rejected, leaves no gap)."""
-    groups: dict[tuple[str, str], list[UnitResult]] = defaultdict(list)
-    for r in results:
-        if r.rows:
-            groups[(r.source, r.split)].append(r)
-    paths = {}
-    for (source, split), members in groups.items():
-        members.sort(key=lambda r: units[r.key].index if r.key in units else r.path)
-        for i, r in enumerate(members):
-            paths[r.key] = shard_path(source, split, i, len(members))
-    return paths
+    bucket = {r.key: (r.source, r.split, _bucket(r, units)) for r in results if r.rows}
+    paths = gapless_shard_paths(bucket.values())
+    return {key: paths[b] for key, b in bucket.items()}
+
+
+def _bucket(result: UnitResult, units: Mapping[str, WorkUnit]) -> int:
+    """A result's hash bucket: its unit's index (or its path's, for a unit not planned)."""
+    if result.key in units:
+        return units[result.key].index
+    ref = parse_shard_path(result.path)
+    return ref.index if ref is not None else 0
 
 
 def renumber(

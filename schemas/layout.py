@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -71,6 +72,22 @@ def parse_shard_path(rel: str) -> ShardRef | None:
     if m is None:
         return None
     return ShardRef(m["source"], m["split"], int(m["index"]), int(m["count"]))
+
+
+def gapless_shard_paths(
+    buckets: Iterable[tuple[str, str, int]],
+) -> dict[tuple[str, str, int], str]:
+    """(source, split, bucket) -> the shard path of that bucket when the given buckets are the
+    ones holding rows: numbered 0 .. N-1 of N per (source, split) in bucket order, no gaps."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for source, split, bucket in buckets:
+        groups.setdefault((source, split), []).append(bucket)
+    paths = {}
+    for (source, split), members in groups.items():
+        ordered = sorted(set(members))
+        for i, bucket in enumerate(ordered):
+            paths[(source, split, bucket)] = shard_path(source, split, i, len(ordered))
+    return paths
 
 
 def meit_jsonl_path(source: str, split: str) -> str:
