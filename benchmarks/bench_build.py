@@ -12,10 +12,6 @@ For each size, three runs on the same records with the same cores, each in a fre
   validate), the real pipeline;
 - build, band-pass 0.5-40 Hz + z-score: the same with filtering and normalisation.
 
-The floor builds its Arrow column from the float16 buffer (``pa.Array.from_buffers``), as the
-pipeline does: ``pa.array`` of a float16 array imports pandas (~0.5 s per process), which is not
-work the floor must do.
-
 The runs are interleaved (floor, default, filtered, in a rotating order) ``--repeats`` times and
 each one's best wall time is kept, so a burst of load from other jobs on a shared machine hits
 one sample rather than one side of the ratio. Then a rerun's check of the finished shards is
@@ -101,8 +97,8 @@ def floor_unit(bases: list[str], out: str) -> int:
     with ShardWriter(Path(out), schema) as writer:
         for i in range(0, len(bases), 64):
             batch = bases[i : i + 64]
-            x16 = np.ascontiguousarray(np.stack([read_record(b) for b in batch]), np.float16)
-            flat = pa.Array.from_buffers(pa.float16(), x16.size, [None, pa.py_buffer(x16)])
+            x16 = np.stack([read_record(b) for b in batch]).astype(np.float16)
+            flat = pa.array(x16.reshape(-1), type=pa.float16())
             ecg = pa.FixedSizeListArray.from_arrays(
                 pa.FixedSizeListArray.from_arrays(flat, 5000), 12
             )
