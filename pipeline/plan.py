@@ -306,7 +306,7 @@ def input_fingerprints(
         ):
             ids = rows.get_column("record_id").cast(pl.String)
             out.update(zip((f"{name}/{rid}" for rid in ids), prints))
-    return dict(sorted(out.items()))
+    return {k: out[k] for k in sorted(out)}  # not sorted(items()): 800k tuples
 
 
 def fingerprint_table(fingerprints: Mapping[str, str]) -> pa.Table:
