@@ -217,7 +217,12 @@ def _build(args: argparse.Namespace, console: Console) -> int:
 
     try:
         cfg: BuildConfig = load_config(
-            args.config, ptbxl=args.ptbxl, mimic=args.mimic, out=args.out, workers=args.workers
+            args.config,
+            ptbxl=args.ptbxl,
+            mimic=args.mimic,
+            out=args.out,
+            workers=args.workers,
+            replace=args.replace,
         )
     except (ValidationError, ValueError, OSError) as exc:
         console.print(
@@ -368,9 +373,15 @@ def _push(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-USER_OS_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
-"""OS errors a command line causes (a path that is not there, not a folder, not readable): exit 2.
-Others (a full disk, an I/O error) are the machine's: exit 1."""
+USER_OS_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
+"""OS errors a command line causes (a path that is not there, a file where a folder must go, not
+readable): exit 2. Others (a full disk, an I/O error) are the machine's: exit 1."""
 
 
 def _say(console: Console, label: str, message: str) -> None:

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import main
-from schemas import read_manifest
+from schemas import CARD, read_manifest
 
 
 def test_demo_build_validate_inspect(tmp_path: Path, monkeypatch, capsys):
@@ -18,7 +18,7 @@ def test_demo_build_validate_inspect(tmp_path: Path, monkeypatch, capsys):
     corpus = tmp_path / "corpus"
     manifest = read_manifest(corpus)
     assert all(c.synthetic for c in manifest.counts.values())
-    assert "Synthetic data" in (corpus / "README.md").read_text()
+    assert "SYNTHETIC DATA" in (corpus / CARD).read_text()
     for c in manifest.counts.values():
         assert c.seen == c.kept_total + c.rejected_total
     # The demo's documented defects: two rejections per source, one repaired NaN gap.
@@ -39,6 +39,9 @@ def test_demo_build_validate_inspect(tmp_path: Path, monkeypatch, capsys):
     out = capsys.readouterr().out
     stats = json.loads(out[: out.rindex("}") + 1])
     assert stats["rows"]["ptbxl"]["train"] == manifest.counts["ptbxl"].kept["train"]
+    # A picture asked for under a file: the OS error is one line and exit 2 (cli._run).
+    code, lines = run_cli(["inspect", str(corpus), "--out", str(png / "x.png")], capsys)
+    assert code == 2 and len(lines) == 1 and str(png) in lines[0], lines
 
 
 # ---------------------------------------------------------------- a user's mistakes: one line, exit 2
