@@ -86,7 +86,7 @@ LEFT = {
     "mid_shard": LOCKS | {"data/ptbxl/.train-00000-of-00001.parquet.tmp-PID"},
     "between_units": LOCKS | {TRAIN, f"_build/{TRAIN}.json"},
     "mid_finalise": LOCKS
-    | {TRAIN, TEST, *RECORDS, FINGERPRINTS, REJECTIONS}
+    | {TRAIN, TEST, *RECORDS, FINGERPRINTS, REJECTIONS, "README.md"}
     | {".manifest.json.tmp-PID"},
     "before_validate": LOCKS
     | {TRAIN, TEST, *RECORDS, FINGERPRINTS, REJECTIONS}
