@@ -19,6 +19,8 @@ import hashlib
 import math
 import os
 import re
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
@@ -122,6 +124,25 @@ def file_digest(path: Path, chunk: int = 1 << 20) -> tuple[int, str]:
             h.update(block)
             size += len(block)
     return size, h.hexdigest()
+
+
+def sha256_files(paths: Iterable[Path], threads: int | None = None) -> dict[Path, str | None]:
+    """Hex sha256 of each file of ``paths`` (None when it cannot be read), ``threads`` files at a
+    time (default: one per core): reads and ``hashlib`` on large buffers release the GIL, so
+    threads hash on every core with no process to start."""
+    paths = list(dict.fromkeys(Path(p) for p in paths))
+
+    def digest(path: Path) -> str | None:
+        try:
+            return file_digest(path)[1]
+        except OSError:
+            return None
+
+    threads = min(threads or os.cpu_count() or 1, len(paths))
+    if threads <= 1:
+        return {p: digest(p) for p in paths}
+    with ThreadPoolExecutor(threads, thread_name_prefix="sha256") as pool:
+        return dict(zip(paths, pool.map(digest, paths)))
 
 
 def publish(tmp: Path, final: Path) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.shards import ShardWriter, file_digest
+from pipeline.shards import ShardWriter, file_digest, sha256_files
 from schemas import encode_ecg
 
 
@@ -41,3 +41,15 @@ def test_a_failed_shard_leaves_no_file(tmp_path: Path):
         writer.write(table)
         raise RuntimeError("a unit failed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_files_are_hashed_on_threads_each_to_its_own_digest(tmp_path: Path):
+    """Files of different sizes hashed on a pool: each path gets its own file's digest, and a
+    path that cannot be read gets None (validation then reports it as differing)."""
+    paths = []
+    for i in range(6):
+        path = tmp_path / f"f{i}.bin"
+        path.write_bytes(bytes([i]) * (1 << (10 + i)))
+        paths.append(path)
+    digests = sha256_files([*paths, tmp_path / "gone.bin"], threads=3)
+    assert digests == {**{p: file_digest(p)[1] for p in paths}, tmp_path / "gone.bin": None}
