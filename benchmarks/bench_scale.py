@@ -150,6 +150,7 @@ class Sampler:
     def __init__(self) -> None:
         self.me = psutil.Process()
         self.seen: dict[int, tuple[int, int]] = {}  # pid -> (rchar, peak rss) at the last sample
+        self.cpu: dict[int, float] = {}  # pid -> user + system CPU seconds at the last sample
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
@@ -159,8 +160,10 @@ class Sampler:
             for p in [self.me, *self.me.children(recursive=True)]:
                 try:
                     io = p.io_counters().read_chars
+                    cpu = p.cpu_times()
                 except (psutil.Error, AttributeError):
                     continue
+                self.cpu[p.pid] = cpu.user + cpu.system
                 old = self.seen.get(p.pid, (0, 0))
                 self.seen[p.pid] = (max(old[0], io), max(old[1], peak_rss(p.pid)))
             time.sleep(0.05)
@@ -173,7 +176,10 @@ class Sampler:
         self.done.set()
         self.thread.join()
         main = self.seen.pop(self.me.pid, (0, 0))
+        me = self.me.cpu_times()
+        self.cpu[self.me.pid] = me.user + me.system
         return dict(
+            cpu=sum(self.cpu.values()),
             read=main[0] + sum(r for r, _ in self.seen.values()),
             main_rss=max(main[1], self.main_rss()),
             worker_rss=max((r for _, r in self.seen.values()), default=0),
@@ -280,7 +286,11 @@ def report_plan(r: dict) -> None:
         f"| plan again ({r['replan_todo']} units to do) | {r['replan_s']:.1f} "
         f"| {mib(r['main_rss'])} |"
     )
-    print(f"worker peak RSS {mib(r['worker_rss'])} MiB; read {mib(r['read'])} MiB", flush=True)
+    print(
+        f"worker peak RSS {mib(r['worker_rss'])} MiB; read {mib(r['read'])} MiB; "
+        f"CPU {r['cpu']:.0f} s (all processes)",
+        flush=True,
+    )
 
 
 def main() -> int:
@@ -308,10 +318,10 @@ def main() -> int:
             report_plan(measure(root, out, args.workers, args.sample_units))
             return 0
         print(
-            "| run | wall s | records processed | records/s | read MiB | main RSS MiB "
+            "| run | wall s | CPU s | records processed | records/s | read MiB | main RSS MiB "
             "| worker RSS MiB | shards written |"
         )
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         steps = [
             ("full build", "full", None),
             ("refresh, nothing changed", "refresh", None),
@@ -324,7 +334,7 @@ def main() -> int:
             r = measure(root, out, args.workers, mode)
             rate = r["records"] / r["wall"] if r["records"] else 0.0
             print(
-                f"| {label} | {r['wall']:.1f} | {r['records']} | {rate:.0f} "
+                f"| {label} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['records']} | {rate:.0f} "
                 f"| {mib(r['read'])} | {mib(r['main_rss'])} "
                 f"| {mib(r['worker_rss'])} | {r['written']} |",
                 flush=True,
