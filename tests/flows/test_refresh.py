@@ -11,7 +11,7 @@ from pipeline.finalise import validate_corpus
 from pipeline.plan import diff_fingerprints, discover, input_fingerprints
 from pipeline.sources import registry
 from schemas import FINGERPRINTS, read_manifest
-from tests.pipeline.test_plan import edit_database
+from tests.pipeline.test_plan import edit_database, published_of
 
 SHARDS = 4
 
@@ -48,7 +48,7 @@ def test_refresh_rewrites_only_affected_shards(sample_copy, add_records, digests
     cfg = config(sample_copy, out)
     first = build(cfg, "full")
     assert validate_corpus(out) == [] and first.manifest.fingerprints.path == FINGERPRINTS
-    base = digests(out)
+    base, before = digests(out), published_of(out)
 
     # No change: a refresh writes nothing at all.
     frozen = state(out)
@@ -73,19 +73,22 @@ def test_refresh_rewrites_only_affected_shards(sample_copy, add_records, digests
     members = {f"ptbxl/{r['record_id']}": u.relpath for u in plan.units for r in u.records}
     expected = {members[i] for i in (*plan.changes.added, "ptbxl/6005")}
     assert {u.relpath for u in plan.todo} == expected
-    for path, digest in base.items():  # untouched shards keep their bytes and checksums
-        if path not in touched:
-            assert after[path] == digest, path
-            # ... and were not rewritten at all (same inode and mtime), nor their records
-            for rel in (path, f"_build/{path}.json"):
-                assert after_state[rel] == frozen[rel], rel
+    now = published_of(out)
+    redone = {*plan.changes.removed, *(i for i, path in members.items() if path in expected)}
+    for rid, path in before.items():  # untouched shards keep their bytes and checksums ...
+        if rid not in redone:
+            assert after[now[rid]] == base[path], rid
+            # ... and were not rewritten at all (same inode and mtime; renamed when an empty
+            # bucket's gap was closed)
+            assert after_state[now[rid]] == frozen[path], rid
     assert touched, "the change touched no shard"
     assert len(touched) < len(set(base) | set(after)), "everything was rewritten"
     manifest = read_manifest(out)
     last = manifest.refreshes[-1]
     assert (last.mode, last.added, last.changed, last.removed) == ("refresh", 6, 1, 1)
     assert last.changed_ids == ["ptbxl/6005"] and last.removed_ids == ["ptbxl/6007"]
-    assert set(last.written) <= touched
+    redone_kept = [i for i in (*plan.changes.added, "ptbxl/6005") if i in now]
+    assert redone_kept and set(last.written) == {now[i] for i in redone_kept}
     assert len(manifest.refreshes) == 2 and validate_corpus(out) == []
     kept = {f.path: f.sha256 for f in manifest.files}
     assert kept == {p: d for p, d in after.items()}
