@@ -6,8 +6,8 @@ and writes a markdown artifact with the counts. Units run in the build's local p
 when ``dask_address`` names a Dask scheduler, one Prefect task per unit on that cluster through
 prefect-dask's ``DaskTaskRunner``; the inputs are then fingerprinted on the same cluster. Tasks
 exchange paths, ids and unit keys, never metadata rows or signal arrays (a unit's rows are in the
-file the plan wrote; its worker reads them). Progress is logged every 10 % of units or records. Correctness rests on the pipeline's
-atomic writes and completion records (a killed run resumes), not on Prefect's caching, which is
+file the plan wrote; its worker reads them). Progress is logged every 10 % of units or records.
+Correctness rests on the pipeline's atomic writes and completion records (a killed run resumes), not on Prefect's caching, which is
 off (``NO_CACHE``).
 
 With no input in its config (the deployments' default parameters) a run builds the synthetic demo
@@ -55,9 +55,9 @@ def demo_inputs_task(config: BuildConfig) -> BuildConfig:
     """No input given: ``config`` on the synthetic demo in ./demo-data, written when missing."""
     config, written = with_existing_demo(config, DEMO_INPUTS)
     get_run_logger().info(
-        "no input given: %s the SYNTHETIC demo inputs %s (not PhysioNet data; give "
+        "no input given: %s the SYNTHETIC demo inputs %s %s (not PhysioNet data; give "
         "config.ptbxl and/or config.mimic to build real folders)",
-        "wrote" if written else "building",
+        *(("wrote", "to") if written else ("building", "in")),
         DEMO_INPUTS.resolve(),
     )
     return config
