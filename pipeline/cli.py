@@ -66,13 +66,13 @@ def _folder(text: str) -> Path:
 
 
 def _workers(text: str) -> int:
-    """``--workers``: a whole number >= 0 (0 = all cores)."""
+    """``--workers``: a whole number >= 0 (what 0 means, each option's help says)."""
     try:
         n = int(text)
     except ValueError:
         n = -1
     if n < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0 (0 = all cores)")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
     return n
 
 
