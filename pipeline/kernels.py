@@ -24,10 +24,17 @@ import functools
 
 import numpy as np
 
-try:  # numba is a declared dependency; the fallback keeps the library usable without it
-    from numba import njit
-except ImportError:  # pragma: no cover - exercised only where numba is missing
-    njit = None
+
+@functools.cache
+def _njit():
+    """numba's ``njit``, imported at the first kernel call (importing numba is the largest import
+    of the build's main process, which runs no kernel), or None where numba is missing (numba is
+    a declared dependency; the fallbacks keep the library usable without it)."""
+    try:
+        from numba import njit
+    except ImportError:  # pragma: no cover - exercised only where numba is missing
+        return None
+    return njit
 
 
 def _zero_phase(x: np.ndarray, sos: np.ndarray, zi: np.ndarray, edge: int, out: np.ndarray) -> None:
@@ -153,7 +160,7 @@ _PURE_PYTHON = {
 @functools.cache
 def _kernel(name: str):
     """The compiled kernel ``name`` (compiled once per process; numba caches machine code on disk)."""
-    return njit(cache=True, nogil=True)(_PURE_PYTHON[name])
+    return _njit()(cache=True, nogil=True)(_PURE_PYTHON[name])
 
 
 def lead_extremes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -162,7 +169,7 @@ def lead_extremes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     Each result has ``x.shape[:-1]``. ``x`` must be finite.
     """
     rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
-    if njit is None:
+    if _njit() is None:
         hi, lo = rows.max(axis=-1), rows.min(axis=-1)
         out = hi, lo, (rows == hi[:, None]).sum(-1), (rows == lo[:, None]).sum(-1)
     else:
@@ -184,7 +191,7 @@ def sosfiltfilt(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
 
     sos = np.asarray(sos, dtype=np.float64)
     dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
-    if njit is None:
+    if _njit() is None:
         return scipy.signal.sosfiltfilt(sos, x, axis=-1).astype(dtype, copy=False)
     n_sections = sos.shape[0]
     ntaps = 2 * n_sections + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
@@ -204,7 +211,7 @@ def sosfiltfilt(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
 def zscore(x: np.ndarray) -> np.ndarray:
     """Per-lead z-score along the last axis in one compiled pass per lead (numpy: five passes)."""
     rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
-    if njit is None:
+    if _njit() is None:
         centred = rows - rows.mean(axis=-1, keepdims=True, dtype=np.float64)
         std = np.sqrt(np.mean(np.square(centred), axis=-1, keepdims=True))
         out = (centred / np.where(std > 0, std, np.inf)).astype(x.dtype)
@@ -223,7 +230,7 @@ def frames_to_leads(
     transpose, conversion and NaN marking in one pass (numpy needs six; measured 0.21 ms per
     12 x 5000 record against ~0.05 ms).
     """
-    if njit is None:
+    if _njit() is None:
         signal = (frames.T.astype(np.float64) - baseline[:, None]) / gain[:, None]
         signal[(frames == missing).T] = np.nan
         return signal.astype(np.float32), frames.sum(axis=0, dtype=np.int64)

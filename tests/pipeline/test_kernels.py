@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -72,3 +75,15 @@ def test_frames_to_leads_equals_wfdb_conversion(ptbxl_sample):
     np.testing.assert_allclose(signal, expected, rtol=1e-6, atol=1e-7)
     assert np.isnan(signal[3, 10:15]).all() and signal.dtype == np.float32
     np.testing.assert_array_equal(sums, frames.sum(axis=0, dtype=np.int64))
+
+
+def test_numba_is_imported_only_where_a_kernel_runs():
+    """The orchestrator (the build's main process, which runs no kernel) does not import numba,
+    its largest import; the first kernel call does, and runs compiled."""
+    code = (
+        "import sys, numpy as np; import pipeline.build; before = 'numba' in sys.modules; "
+        "from pipeline.kernels import lead_extremes; lead_extremes(np.ones((1, 4), np.float32)); "
+        "print(before, 'numba' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]
