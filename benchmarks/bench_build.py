@@ -18,7 +18,8 @@ one sample rather than one side of the ratio. Then a rerun's check of the finish
 timed on the last default build: one shard at a time, and on the plan's thread pool. Prints the best and median wall times, records/s,
 the ratios build / floor (targets: default <= 1.25, filtered <= 1.5; wall time, and the CPU
 seconds of all processes as a check less sensitive to other load), the worker processes' peak RSS,
-and the load average before and after.
+and the load average before and after. "cores busy" (CPU seconds over wall seconds) well under the
+worker count means other jobs held the cores: read the CPU ratio then.
 """
 
 from __future__ import annotations
@@ -213,7 +214,8 @@ def report(n: int, samples: dict[str, list[tuple]]) -> list[str]:
         rss = max(r for _, _, r in samples[kind])
         lines.append(
             f"  {kind:8s}: best {best[kind]:7.2f} s  median {statistics.median(walls):7.2f} s  "
-            f"{n / best[kind]:8.1f} records/s  CPU {cpu[kind]:7.2f} s  peak worker RSS {rss:.0f} MiB"
+            f"{n / best[kind]:8.1f} records/s  CPU {cpu[kind]:7.2f} s  "
+            f"(cores busy {cpu[kind] / best[kind]:.1f})  peak worker RSS {rss:.0f} MiB"
         )
     for kind, target in TARGETS.items():
         ratio = best[kind] / best["floor"]
