@@ -232,12 +232,14 @@ def _build(args: argparse.Namespace, console: Console) -> int:
         )
         return 2
     if not cfg.inputs():
+        from pipeline.demo import with_demo_inputs
+        from pipeline.progress import check_out
+
+        check_out(cfg.out, {}, ["ptbxl", "mimic"])  # before the demo is written: one line, exit 2
         console.print(
             f"No input given: building the SYNTHETIC demo (inputs in ./{DEMO_INPUTS}).",
             soft_wrap=True,
         )
-        from pipeline.demo import with_demo_inputs
-
         cfg = with_demo_inputs(cfg, DEMO_INPUTS)
     try:
         with build_progress(console) as (on_plan, on_done):
@@ -401,7 +403,7 @@ def _run(handler, args: argparse.Namespace, console: Console) -> int:
         _say(console, "error", config_error_line(exc))
         return 2 if isinstance(exc, USER_OS_ERRORS) else 1
     except KeyboardInterrupt:
-        _say(console, "interrupted", "a build resumes where it stopped when run again")
+        _say(console, "interrupted", "run the same command again: it resumes where it stopped")
         return 130
 
 

@@ -68,6 +68,7 @@ MISTAKES = {
     "missing_input": (["build", "--ptbxl", "{d}/gone"], "input folder does not exist"),
     "unknown_url_protocol": (["build", "--ptbxl", "foo://x/ptbxl"], "Protocol not known: foo"),
     "out_is_a_file": (["build", "--ptbxl", "{ptbxl}", "--out", "{d}/a-file"], "is a file"),
+    "demo_out_is_a_file": (["build", "--out", "{d}/a-file"], "is a file"),  # no demo-data
     "abbreviated_option": (["build", "--ptbx", "{ptbxl}"], "unrecognized arguments: --ptbx"),
     "negative_workers": (["build", "--workers", "-1"], "not a whole number >= 0"),
     "workers_not_a_number": (["build", "--workers", "two"], "not a whole number >= 0"),
