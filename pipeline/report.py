@@ -159,13 +159,30 @@ def render_html(stats: CorpusStats, images: dict[str, bytes], title: str) -> str
     )
 
 
+def report_folder(corpus: Path, out: Path | None) -> Path:
+    """Where the report goes: ``<corpus>/report`` by default, or ``out`` when it is outside the
+    corpus (a report under ``data/`` or ``meta/`` would mix into what users load or publish);
+    :class:`ReportError` otherwise, or when ``out`` is a file."""
+    default = corpus / REPORT_DIR
+    out = default if out is None else Path(out)
+    if out.exists() and not out.is_dir():
+        raise ReportError(f"report folder {out} is a file")
+    inside = out.resolve().is_relative_to(corpus.resolve())
+    if inside and not out.resolve().is_relative_to(default.resolve()):
+        raise ReportError(
+            f"report folder {out} is inside the corpus {corpus}: "
+            f"use {default} (the default) or a folder outside it"
+        )
+    return out
+
+
 def write_report(corpus: Path, out: Path | None = None) -> Path:
     """Write ``index.html`` and one PNG per figure into ``out`` (default ``<corpus>/report``)."""
     corpus = Path(corpus)
     manifest = open_manifest(corpus)
     stats = collect_stats(corpus, manifest)
     images = {name: png_bytes(fig) for name, fig in make_figures(stats).items()}
-    out = Path(out) if out is not None else corpus / REPORT_DIR
+    out = report_folder(corpus, out)
     out.mkdir(parents=True, exist_ok=True)
     for name, data in images.items():
         (out / f"{name}.png").write_bytes(data)

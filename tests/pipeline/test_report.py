@@ -122,3 +122,21 @@ def test_a_corpus_without_rows_still_reports(sample_corpus: Path):
     images = {name: png_bytes(fig) for name, fig in make_figures(stats).items()}
     html = render_html(stats, images, "empty")
     assert "0 records kept (0 rows), 1 rejected." in html
+
+
+@pytest.mark.parametrize("where", ["data", "meta", "."])
+def test_a_report_folder_inside_the_corpus_data_is_refused(
+    sample_corpus: Path, tmp_path: Path, capsys, where: str
+):
+    """A report under data/ or meta/ (or the corpus root) would mix HTML and PNGs into what
+    users load and publish: one line, exit 2, nothing written there."""
+    import shutil
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(sample_corpus, corpus)
+    before = sorted(str(p) for p in corpus.rglob("*"))
+    assert main(["report", str(corpus), "--out", str(corpus / where)]) == 2
+    out = capsys.readouterr()
+    lines = (out.out + out.err).strip().splitlines()
+    assert len(lines) == 1 and "inside the corpus" in lines[0], lines
+    assert sorted(str(p) for p in corpus.rglob("*")) == before
