@@ -137,8 +137,14 @@ def _parser() -> argparse.ArgumentParser:
         "lead order, counts, splits, settings) and list every mismatch; exit 1 when there is one.",
     )
     v.add_argument("corpus", type=_folder, metavar="CORPUS", help="a folder written by build")
-    i = sub.add_parser("inspect", help="print stats; draw one record's 12 leads to a PNG")
-    i.add_argument("corpus", type=Path)
+    i = sub.add_parser(
+        "inspect",
+        help="print stats; draw one row on ECG paper (PNG)",
+        description="Print a corpus's statistics and draw one row as a 12-lead ECG on paper: "
+        "3x4 leads and a lead II rhythm strip at 25 mm/s and 10 mm per unit, with a calibration "
+        "pulse. --raw draws the WFDB record as read (mV) above the conditioned row.",
+    )
+    i.add_argument("corpus", type=Path, metavar="CORPUS", help="a folder written by build")
     i.add_argument("--id", help="row id, e.g. ptbxl/6001 (default: the first row)")
     i.add_argument(
         "--out", "--png", dest="out", type=Path, help="where to write the PNG (default ./<id>.png)"
@@ -146,8 +152,14 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--raw", action="store_true", help="also draw the record as stored in WFDB (mV), above"
     )
-    r = sub.add_parser("report", help="write a statistics report (HTML + PNGs) of a corpus")
-    r.add_argument("corpus", type=Path)
+    r = sub.add_parser(
+        "report",
+        help="write a statistics report (HTML + PNGs) of a corpus",
+        description="Write <corpus>/report/index.html (figures embedded) and one PNG per figure: "
+        "rows per split, rejections by reason, report lengths, statements, templates and tasks, "
+        "age and sex, lead amplitudes, translation coverage, refresh history.",
+    )
+    r.add_argument("corpus", type=Path, metavar="CORPUS", help="a folder written by build")
     r.add_argument("--out", type=Path, help="report folder (default <corpus>/report)")
     c = sub.add_parser(
         "verify-inputs",
