@@ -26,6 +26,7 @@ SUMS_KEY = "_sha256"  # a metadata row's listed files, in SHA256SUMS.txt's own l
 _LINE = r"^(?P<sha256>[0-9a-fA-F]{64}) [ *](?P<path>.+)$"
 _OUTSIDE = r"^/|(^|/)\.\.(/|$)"
 _CHUNK = 1 << 20
+ATTACH_CHUNK = 100_000  # records whose listed files are grouped at once
 
 
 def scan_sums(source: bytes | Path, where: str = SUMS_FILE) -> pl.LazyFrame:
@@ -83,25 +84,32 @@ def read_sums(root: Location, lazy: bool = False) -> pl.DataFrame | pl.LazyFrame
     return sums if lazy else sums.collect(engine="streaming")
 
 
-def attach_sums(records: pl.DataFrame, sums: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+def attach_sums(
+    records: pl.DataFrame, sums: pl.DataFrame | pl.LazyFrame, chunk: int = ATTACH_CHUNK
+) -> pl.DataFrame:
     """``records`` with a ``_sha256`` column: ``<sha256>  <suffix>`` lines for the files named
-    like the record (``<path><suffix>``, e.g. ``.hea`` and ``.dat``), sorted; null when
-    none is listed. One streaming group-by and one join, no Python object per file, and no
-    listed file that no record names is kept."""
+    like the record (``<path><suffix>``, e.g. ``.hea`` and ``.dat``), sorted; null when none is
+    listed. No Python object per file: a streaming group-by and join per ``chunk`` records, each
+    keeping only the listed files its records name, and only the new column is joined (the
+    records' other columns are shared, not copied). In one pass MIMIC-IV-ECG's 1.6M lines
+    grouped at once took ~0.9 GB."""
     stem = pl.col("path").str.replace(r"\.[^./]*$", "")
     suffix = pl.col("path").str.slice(stem.str.len_bytes())
-    stems = records.lazy().select(pl.col("path").cast(pl.String).alias("_stem")).unique()
-    listed = (
-        sums.lazy()
-        .select(stem.alias("_stem"), pl.format("{}  {}", "sha256", suffix).alias("_line"))
-        .join(stems, on="_stem", how="semi")
-        .group_by("_stem")
-        .agg(pl.col("_line").sort().str.join("\n").alias(SUMS_KEY))
+    lines = sums.lazy().select(
+        stem.alias("_stem"), pl.format("{}  {}", "sha256", suffix).alias("_line")
     )
-    keyed = records.lazy().select(pl.col("path").cast(pl.String).alias("_stem"))
-    joined = keyed.join(listed, on="_stem", how="left", maintain_order="left")
-    # only the new column is joined: the records' other columns are shared, not copied
-    return records.with_columns(joined.collect(engine="streaming").get_column(SUMS_KEY))
+    paths = records.get_column("path").cast(pl.String).to_frame("_stem")
+    parts = []
+    for start in range(0, records.height, chunk) or [0]:
+        keyed = paths.slice(start, chunk).lazy()
+        listed = (
+            lines.join(keyed.unique(), on="_stem", how="semi")
+            .group_by("_stem")
+            .agg(pl.col("_line").sort().str.join("\n").alias(SUMS_KEY))
+        )
+        joined = keyed.join(listed, on="_stem", how="left", maintain_order="left")
+        parts.append(joined.collect(engine="streaming").get_column(SUMS_KEY))
+    return records.with_columns(pl.concat(parts))
 
 
 def listed_digests(listed: str | None, path: str | None) -> dict[str, str]:
