@@ -19,11 +19,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-import pipeline.plan as planning
+import pipeline.fingerprints as fingerprinting
 import pipeline.wfdb_io as wfdb_io
 from pipeline.build import build
 from pipeline.config import BuildConfig
-from pipeline.plan import record_fingerprint
+from pipeline.fingerprints import record_fingerprint
 from schemas import REJECTIONS, read_manifest
 from tests.pipeline.test_checksums import flip_byte, write_sums
 from tests.pipeline.test_corpus import rows_by_id
@@ -134,12 +134,12 @@ def test_sums_fingerprint_needs_no_header_read_when_the_lines_name_the_record(sa
     sums = {k: v for k, v in write_sums(sample).items() if k.startswith(ROW["path"])}
     row = {**ROW, "_sha256": listed(sums)}
     opened = []
-    real_open = planning.open_record
-    monkeypatch.setattr(planning, "open_record", lambda *a: opened.append(a) or real_open(*a))
+    real_open = fingerprinting.open_record
+    monkeypatch.setattr(fingerprinting, "open_record", lambda *a: opened.append(a) or real_open(*a))
     quick = record_fingerprint(sample, row, "sha256sums")
     assert opened == []  # two stat calls, no header read ...
     with monkeypatch.context() as m:
-        m.setattr(planning, "listed_identity", lambda root, row: None)
+        m.setattr(fingerprinting, "listed_identity", lambda root, row: None)
         read = record_fingerprint(sample, row, "sha256sums")
     assert len(opened) == 1 and quick == read  # ... and the same fingerprint as reading it
     (sample / DATA).rename(sample / "elsewhere.dat")  # a listed file gone: the header is read

@@ -1,5 +1,5 @@
-"""The build's fingerprint / plan / resume / refresh logic (pipeline/plan.py, pipeline/build.py),
-without Prefect.
+"""The build's fingerprint / plan / resume / refresh logic (pipeline/plan.py,
+pipeline/fingerprints.py, pipeline/build.py), without Prefect.
 
 Fingerprints are pinned by golden values (a change re-keys every unit, so a refresh over an older
 corpus would rewrite it all); plans are checked against corpora built from the real PTB-XL sample;
@@ -23,24 +23,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import plan as planning
+from pipeline import fingerprints as fingerprinting
 from pipeline.build import build
 from pipeline.config import BuildConfig
 from pipeline.finalise import finalise, validate_corpus
-from pipeline.plan import (
+from pipeline.fingerprints import (
     Changes,
-    Plan,
     diff_fingerprints,
-    discover,
     fingerprint_rows,
     fingerprint_table,
     input_fingerprints,
-    make_plan,
-    previous_manifest,
     read_fingerprints,
     record_fingerprint,
     rejection_fingerprint,
 )
+from pipeline.plan import Plan, discover, make_plan, previous_manifest
 from pipeline.sources import registry
 from pipeline.sources.mimic import MIMIC
 from pipeline.sources.ptbxl import PTBXL
@@ -287,9 +284,9 @@ def test_fingerprint_chunks_travel_small_and_a_wave_at_a_time(monkeypatch):
     )
     audit = SplitAudit(patients={}, leaking_patients=0)
     source = SourceInput(MIMIC, "/nowhere", rows, (), audit, n)
-    sizes = [len(pickle.dumps(c)) for c in planning.fingerprint_chunks([source], "auto")]
+    sizes = [len(pickle.dumps(c)) for c in fingerprinting.fingerprint_chunks([source], "auto")]
     assert len(sizes) == 10 and max(sizes) < len(pickle.dumps(rows)) / 5
-    monkeypatch.setattr(planning, "FINGERPRINT_WAVE", 3)
+    monkeypatch.setattr(fingerprinting, "FINGERPRINT_WAVE", 3)
     with CountingExecutor() as pool:
         assert len(input_fingerprints([source], pool)) == n
     assert pool.maps == 4  # 10 chunks in waves of 3: 3 + 3 + 3 + 1
@@ -372,7 +369,7 @@ def test_plan_of_a_new_and_of_an_unchanged_corpus(built, tmp_path, monkeypatch):
     manifest = read_manifest(cfg.out)
     hashed = []
     monkeypatch.setattr(
-        planning,
+        fingerprinting,
         "fingerprint_rows",
         lambda root, rows, *mode: hashed.extend(rows) or fingerprint_rows(root, rows, *mode),
     )
