@@ -201,6 +201,14 @@ def scan_metadata_csv(
     """
     valid, data = csv_bytes(location)
     columns = _parsed(location, data, lambda: _scan(location, data).collect_schema().names())
+    rows = (
+        _scan(location, data)
+        .with_row_index(ROW, offset=1)
+        .filter(~pl.all_horizontal(pl.exclude(ROW).is_null()))
+    )
+    # the whole file is parsed first (as the eager reader did): a CSV that does not parse says so
+    # before its columns are checked
+    n = _parsed(location, data, lambda: rows.select(pl.len()).collect(engine="streaming").item())
     missing = [c for c in required if c not in columns]
     if missing:
         near = [h for h in columns if h.strip().lower() in {m.lower() for m in missing}]
@@ -213,13 +221,7 @@ def scan_metadata_csv(
     repeated = [c for c in checked if f"{c}_duplicated_0" in columns]
     if repeated:
         raise InputError(f"{location}: column(s) {', '.join(map(repr, repeated))} appear twice")
-    rows = (
-        _scan(location, data)
-        .with_row_index(ROW, offset=1)
-        .filter(~pl.all_horizontal(pl.exclude(ROW).is_null()))
-        .select(*(checked if only_used else columns), pl.col(ROW).cast(pl.Int64))
-    )
-    n = _parsed(location, data, lambda: rows.select(pl.len()).collect(engine="streaming").item())
+    rows = rows.select(*(checked if only_used else columns), pl.col(ROW).cast(pl.Int64))
     if need_rows and n == 0:
         raise InputError(f"{location} has a header but no rows")
     if valid:

@@ -36,6 +36,10 @@ def test_scan_refuses_what_the_eager_reader_refuses(tmp_path: Path):
     ragged.write_text("a,b\n1,2\n3,4,5\n")  # the extra field is in a column no one reads
     with pytest.raises(InputError, match="data row 2 has 3 fields, the header 2"):
         scan_metadata_csv(ragged, ["a"])
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text("a;b\n1,2;3\n")  # does not parse: said before the missing column
+    with pytest.raises(InputError, match="does not parse as CSV: data row 1 has 2 fields"):
+        scan_metadata_csv(semicolons, ["a"])
     header_only = tmp_path / "empty.csv"
     header_only.write_text("a,b\n")
     with pytest.raises(InputError, match="has a header but no rows"):
