@@ -11,6 +11,7 @@ one way (leaves first):
     qa, prompts, examples                                      facts, templates, corpus rows
     units, unit_files, progress                                dataclasses; units' rows; completion
                                                                records
+    fingerprints                                               inputs' fingerprints; changes
     plan -> execute -> finalise                                discover + fingerprint + units;
                                                                shards; ledger/manifest/card
     build                                                      the one orchestrator
