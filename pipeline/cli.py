@@ -341,6 +341,7 @@ def _verify_inputs(args: argparse.Namespace, console: Console) -> int:
 
 def _download(args: argparse.Namespace, console: Console) -> int:
     from pipeline import download as dl
+    from pipeline.console import check_progress, download_progress, print_lines
 
     workers = args.workers or dl.WORKERS
     source = dl.source_root(args.dataset, args.source)
@@ -350,16 +351,16 @@ def _download(args: argparse.Namespace, console: Console) -> int:
     except (dl.SourceError, InputError) as exc:  # no listing, or --to is a file
         _say(console, "download error", str(exc))
         return 2
-    with dl.check_progress(console, listing.height) as on_checked:
+    with check_progress(console, listing.height) as on_checked:
         plan = dl.plan_download(source, args.to, listing, workers, args.dry_run, on_checked)
     if args.dry_run:
-        dl.print_lines(console, dl.plan_lines(plan))
+        print_lines(console, dl.plan_lines(plan))
         return 0
     dl.write_listing(args.to, raw)
-    with dl.download_progress(console, plan) as (on_bytes, on_size, on_file):
+    with download_progress(console, plan) as (on_bytes, on_size, on_file):
         outcomes = dl.download(plan, workers, on_bytes=on_bytes, on_size=on_size, on_file=on_file)
     lines, ok = dl.result_lines(plan, outcomes)
-    dl.print_lines(console, lines)
+    print_lines(console, lines)
     return 0 if ok else 1
 
 

@@ -1,14 +1,27 @@
-"""Terminal presentation for the CLI: a progress bar and the end-of-build summary table (rich)."""
+"""Terminal presentation for the CLI (rich): the build's progress bar and summary table, the
+download's progress bars."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
+from pipeline.download import DownloadPlan, FileOutcome
 from pipeline.units import UnitResult
 from schemas import SPLITS, Manifest
 
@@ -55,3 +68,66 @@ def summary_table(manifest: Manifest) -> Table:
         label = f"{name} (synthetic)" if c.synthetic else name
         table.add_row(label, str(c.seen), *(str(c.kept.get(s, 0)) for s in SPLITS), reasons)
     return table
+
+
+@contextmanager
+def download_progress(console: Console, plan: DownloadPlan) -> Iterator[tuple]:
+    """A rich bar over bytes (total: the sizes known so far, the others estimated at their mean),
+    with files done, rate and ETA; yields (on_bytes, on_size, on_file) for :func:`download`."""
+    progress = Progress(
+        TextColumn("[bold]downloading"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[files]}"),
+        console=console,
+        transient=False,
+    )
+    n = len(plan.tasks)
+    task = progress.add_task("download", total=None, files=f"0/{n} files")
+    seen = {"sized": 0, "bytes": 0, "files": 0}
+    lock = threading.Lock()
+
+    def on_size(size: int | None) -> None:
+        if size is None:
+            return
+        with lock:
+            seen["sized"] += 1
+            seen["bytes"] += size
+            total = seen["bytes"] + (n - seen["sized"]) * seen["bytes"] // seen["sized"]
+        progress.update(task, total=total)
+
+    def on_file(outcome: FileOutcome) -> None:
+        with lock:
+            seen["files"] += 1
+            files = seen["files"]
+        progress.update(task, files=f"{files}/{n} files")
+
+    with progress:
+        yield (lambda k: progress.advance(task, k)), on_size, on_file
+
+
+@contextmanager
+def check_progress(console: Console, total: int) -> Iterator[Callable[[int], None]]:
+    """A bar over the listed files while those already in the folder are hashed (minutes for
+    MIMIC-IV-ECG's 90 GB); yields its ``advance``. Gone when done."""
+    progress = Progress(
+        TextColumn("[bold]checking"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files already here"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,  # a log gets no trace of it
+    )
+    task = progress.add_task("check", total=total)
+    with progress:
+        yield lambda n: progress.advance(task, n)
+
+
+def print_lines(console: Console, lines: Iterable[str]) -> None:
+    """Each line as plain text (no markup, no wrapping)."""
+    for line in lines:
+        console.print(escape(line), highlight=False, soft_wrap=True)

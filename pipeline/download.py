@@ -19,28 +19,15 @@ download wrote whose bytes turned out wrong.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import fsspec
 import polars as pl
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from pipeline.checksums import SUMS_FILE, sha256_path, sums_frame
 from pipeline.errors import InputError
@@ -417,66 +404,3 @@ def result_lines(plan: DownloadPlan, outcomes: Sequence[FileOutcome]) -> tuple[l
     if failed:
         lines.append("run the same command again to fetch the failed files (partial ones resume)")
     return lines, not failed
-
-
-@contextmanager
-def download_progress(console: Console, plan: DownloadPlan) -> Iterator[tuple]:
-    """A rich bar over bytes (total: the sizes known so far, the others estimated at their mean),
-    with files done, rate and ETA; yields (on_bytes, on_size, on_file) for :func:`download`."""
-    progress = Progress(
-        TextColumn("[bold]downloading"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[files]}"),
-        console=console,
-        transient=False,
-    )
-    n = len(plan.tasks)
-    task = progress.add_task("download", total=None, files=f"0/{n} files")
-    seen = {"sized": 0, "bytes": 0, "files": 0}
-    lock = threading.Lock()
-
-    def on_size(size: int | None) -> None:
-        if size is None:
-            return
-        with lock:
-            seen["sized"] += 1
-            seen["bytes"] += size
-            total = seen["bytes"] + (n - seen["sized"]) * seen["bytes"] // seen["sized"]
-        progress.update(task, total=total)
-
-    def on_file(outcome: FileOutcome) -> None:
-        with lock:
-            seen["files"] += 1
-            files = seen["files"]
-        progress.update(task, files=f"{files}/{n} files")
-
-    with progress:
-        yield (lambda k: progress.advance(task, k)), on_size, on_file
-
-
-@contextmanager
-def check_progress(console: Console, total: int) -> Iterator[Callable[[int], None]]:
-    """A bar over the listed files while those already in the folder are hashed (minutes for
-    MIMIC-IV-ECG's 90 GB); yields its ``advance``. Gone when done."""
-    progress = Progress(
-        TextColumn("[bold]checking"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("files already here"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,  # a log gets no trace of it
-    )
-    task = progress.add_task("check", total=total)
-    with progress:
-        yield lambda n: progress.advance(task, n)
-
-
-def print_lines(console: Console, lines: Iterable[str]) -> None:
-    """Each line as plain text (no markup, no wrapping)."""
-    for line in lines:
-        console.print(escape(line), highlight=False, soft_wrap=True)
