@@ -37,11 +37,12 @@ from pipeline.config import BuildConfig
 from pipeline.config_file import config_error_line, load_config
 from pipeline.demo import with_existing_demo
 from pipeline.execute import process_unit, run_units
-from pipeline.finalise import finalise, validate_corpus
+from pipeline.finalise import finalise
 from pipeline.plan import Plan, discover, make_plan
 from pipeline.sources import registry
 from pipeline.unit_files import read_unit
 from pipeline.units import UnitResult, WorkUnit
+from pipeline.validate import validate_build
 from schemas import Manifest
 
 IO_RETRIES = {"retries": 2, "retry_delay_seconds": 5}
@@ -198,8 +199,9 @@ def finalise_task(config: BuildConfig, plan: Plan, results: list[UnitResult], mo
 
 @task(name="validate", cache_policy=NO_CACHE)
 def validate_task(out: Path) -> list[str]:
-    """Checksums, schema and counts of the written corpus (the build raises on any problem)."""
-    return validate_corpus(Path(out))
+    """Checksums, schema and counts of the shards this build wrote, and the corpus-wide
+    invariants over every shard (the build raises on any problem)."""
+    return validate_build(Path(out))
 
 
 def prefect_steps(dask_address: str | None) -> Steps:

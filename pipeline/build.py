@@ -28,12 +28,13 @@ from typing import Literal
 from pipeline.config import BuildConfig
 from pipeline.errors import InputError
 from pipeline.execute import local_executor, run_units
-from pipeline.finalise import finalise, validate_corpus
+from pipeline.finalise import finalise
 from pipeline.plan import Plan, discover, make_plan
 from pipeline.progress import check_out, claim_out, finished_result, manifest_sources
 from pipeline.shards import DiskFull
 from pipeline.sources import Source, registry
 from pipeline.units import SourceInput, UnitResult
+from pipeline.validate import validate_build
 from schemas import Manifest
 
 Mode = Literal["full", "refresh"]
@@ -52,7 +53,7 @@ class Steps:
     plan: Callable[[BuildConfig, list[SourceInput], Executor | None], Plan] = make_plan
     execute: Callable[..., list[UnitResult]] = run_units
     finalise: Callable[[BuildConfig, Plan, list[UnitResult], str], Manifest] = finalise
-    validate: Callable[[Path], list[str]] = validate_corpus
+    validate: Callable[[Path], list[str]] = validate_build  # what this build wrote in full
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,18 @@ reason against the counts and its ids disjoint from the corpus's; the fingerprin
 records = kept + rejected; MEIT's jsonl holds the ids of its split's shards.
 
 A file whose sha256 differs is reported once and not read further (it may not even parse).
+
+:func:`validate_build` is the build's own check: the shards the build did not write were checked
+against their sha256 when it planned (and in full when they were written), so only the shards it
+wrote and the files it finalised are checked in full; the corpus-wide invariants (unique ids,
+records per split, patients in one split, the ledger, inputs = kept + rejected, no unlisted file)
+still cover every shard, from a few small columns. ``meit-corpus validate`` checks everything.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path, PurePosixPath
 
 import polars as pl
@@ -52,8 +58,27 @@ from schemas import (
 )
 
 
-def validate_corpus(corpus: Path) -> list[str]:
-    """Problems found in a corpus directory (empty list = valid)."""
+def validate_build(corpus: Path) -> list[str]:
+    """:func:`validate_corpus` as a build's last step: only what this build wrote in full."""
+    return validate_corpus(corpus, written_only=True)
+
+
+def untouched_shards(manifest: Manifest) -> set[str]:
+    """Listed shards that the build which wrote ``manifest`` did not write (its last refresh
+    record's ``written``): that build's plan checked their sha256 against their completion
+    records before keeping them."""
+    if not manifest.refreshes:
+        return set()
+    return {f.path for f in manifest.files} - set(manifest.refreshes[-1].written)
+
+
+def validate_corpus(corpus: Path, written_only: bool = False) -> list[str]:
+    """Problems found in a corpus directory (empty list = valid).
+
+    ``written_only`` (a build's own check, :func:`validate_build`): the shards the last build did
+    not write are trusted (not hashed, their footers and normalisation not read, their rows
+    not checked one by one) and give only the columns the corpus-wide checks need.
+    """
     corpus = Path(corpus)
     try:
         manifest = read_manifest(corpus)
@@ -70,20 +95,22 @@ def validate_corpus(corpus: Path) -> list[str]:
     problems = list(manifest.check_counts())
     cfg, found = check_config(manifest)
     problems += found
-    verified, found = check_files(corpus, manifest)
+    trusted = untouched_shards(manifest) if written_only else set()
+    verified, found = check_files(corpus, manifest, trusted)
     problems += found
     problems += numbering_problems(manifest)
     problems += unlisted_files(corpus, manifest)
-    rows, read, found = read_rows(corpus, manifest.files, verified)
+    full = verified - trusted if written_only else None
+    rows, read, found = read_rows(corpus, manifest.files, verified, full)
     problems += found
     # (source, split) pairs with a shard that could not be read: their totals are not checked
     # (the unreadable shard is reported already; missing rows would only repeat it).
     blind = {(f.source, f.split) for f in manifest.files if f.path not in read}
-    problems += check_rows(manifest, rows, blind)
+    problems += check_rows(manifest, rows, blind, full)
     problems += check_audit(manifest, rows, blind)
     if cfg is not None:
-        problems += check_splits(manifest, cfg, rows)
-        problems += check_normalisation(corpus, manifest, cfg, verified)
+        problems += check_splits(manifest, cfg, rows, full)
+        problems += check_normalisation(corpus, manifest, cfg, verified - trusted)
     problems += check_ledger(corpus, manifest, rows, verified, complete=not blind)
     problems += check_jsonl(corpus, manifest, rows, verified, blind)
     return problems
@@ -144,8 +171,12 @@ def inside(rel: str) -> bool:
     return not p.is_absolute() and ".." not in p.parts and "\\" not in rel
 
 
-def check_files(corpus: Path, manifest: Manifest) -> tuple[set[str], list[str]]:
-    """Listed files present, with their sha256, rows and schema: (verified paths, problems)."""
+def check_files(
+    corpus: Path, manifest: Manifest, trusted: set[str] = frozenset()
+) -> tuple[set[str], list[str]]:
+    """Listed files present, with their sha256, rows and schema: (verified paths, problems).
+    A ``trusted`` shard (hashed by the build's plan) is only checked to be present and named
+    after its entry."""
     problems: list[str] = []
     verified: set[str] = set()
     expected = corpus_schema(manifest.n_samples)
@@ -153,7 +184,9 @@ def check_files(corpus: Path, manifest: Manifest) -> tuple[set[str], list[str]]:
     seen: set[str] = set()
     # every listed file's sha256 at once, on all cores (the shards are most of the corpus's bytes)
     digests = sha256_files(
-        corpus / e.path for e in manifest.listed() if inside(e.path) and (corpus / e.path).is_file()
+        corpus / e.path
+        for e in manifest.listed()
+        if inside(e.path) and e.path not in trusted and (corpus / e.path).is_file()
     )
     for entry in manifest.listed():
         if entry.path in seen:
@@ -166,6 +199,10 @@ def check_files(corpus: Path, manifest: Manifest) -> tuple[set[str], list[str]]:
         path = corpus / entry.path
         if not path.is_file():
             problems.append(f"{entry.path}: missing")
+            continue
+        if entry.path in trusted:
+            problems += shard_name_problems(entry)
+            verified.add(entry.path)
             continue
         if digests.get(path) != entry.sha256:
             problems.append(f"{entry.path}: sha256 differs from the manifest")
@@ -288,50 +325,54 @@ def check_ledger(
                 f"with reason {key[1]}, "
                 f"counts say {said.get(key, 0)}"
             )
-    kept = set(zip(rows["source"].to_list(), rows["record_id"].to_list()))
+    # Joins on the columns, no Python set of every id (800k records).
+    pair = ["source", "record_id"]
+    kept = rows.select(pair).unique()
     # A repeated metadata row is rejected under its own id (``<id>#row<N>``), never a kept one.
-    keys = list(zip(ledger["source"].to_list(), ledger["record_id"].to_list()))
-    both = sorted(k for k in set(keys) if k in kept)
-    if both:
+    keys = ledger.select(pair)
+    both = keys.unique().join(kept, on=pair, how="semi").sort(pair)
+    if both.height:
         problems.append(
-            f"{entry.path}: {count(len(both), 'rejected record')} also in the corpus "
-            f"(first: {'/'.join(both[0])})"
+            f"{entry.path}: {count(both.height, 'rejected record')} also in the corpus "
+            f"(first: {'/'.join(both.row(0))})"
         )
-    twice = sorted(k for k, n in Counter(keys).items() if n > 1)
-    if twice:
+    twice = keys.group_by(pair).len().filter(pl.col("len") > 1).sort(pair)
+    if twice.height:
         problems.append(
-            f"{entry.path}: {count(len(twice), 'record')} rejected twice "
-            f"(first: {'/'.join(twice[0])})"
+            f"{entry.path}: {count(twice.height, 'record')} rejected twice "
+            f"(first: {'/'.join(twice.select(pair).row(0))})"
         )
     if complete:
-        problems += check_fingerprints(corpus, manifest, kept | set(keys), verified)
+        problems += check_fingerprints(corpus, manifest, pl.concat([kept, keys]), verified)
     return problems
 
 
 def check_fingerprints(
-    corpus: Path, manifest: Manifest, accounted: set[tuple[str, str]], verified: set[str]
+    corpus: Path, manifest: Manifest, accounted: pl.DataFrame, verified: set[str]
 ) -> list[str]:
-    """Every input record the build fingerprinted is kept or rejected, and nothing else is."""
+    """Every input record the build fingerprinted is kept or rejected (``accounted``: source and
+    record_id columns), and nothing else is."""
     entry = manifest.fingerprints
     if entry is None or entry.path not in verified:
         return []
     try:
-        seen = set(pq.read_table(corpus / entry.path, columns=["id"])["id"].to_pylist())
+        seen = pl.from_arrow(pq.read_table(corpus / entry.path, columns=["id"]))
     except (OSError, pa.ArrowException, KeyError) as exc:
         return [f"{entry.path}: ids not readable ({type(exc).__name__})"]
-    ids = {f"{s}/{r}" for s, r in accounted}
+    seen = seen.select(pl.col("id").cast(pl.String)).unique()
+    ids = accounted.select(id=pl.concat_str("source", pl.lit("/"), "record_id")).unique()
     problems = []
-    lost = sorted(seen - ids)
-    if lost:
+    lost = seen.join(ids, on="id", how="anti").sort("id")
+    if lost.height:
         problems.append(
-            f"{count(len(lost), 'input record')} neither in a shard nor in the ledger "
-            f"(first: {lost[0]})"
+            f"{count(lost.height, 'input record')} neither in a shard nor in the ledger "
+            f"(first: {lost['id'][0]})"
         )
-    extra = sorted(ids - seen)
-    if extra:
+    extra = ids.join(seen, on="id", how="anti").sort("id")
+    if extra.height:
         problems.append(
-            f"{count(len(extra), 'record')} in the shards or the ledger not among the inputs "
-            f"(first: {extra[0]})"
+            f"{count(extra.height, 'record')} in the shards or the ledger not among the inputs "
+            f"(first: {extra['id'][0]})"
         )
     return problems
 
@@ -360,8 +401,10 @@ def check_jsonl(
                     problems.append(f"{entry.path}: line {n} is not a MEIT jsonl record")
                     break
         shards = [f.path for f in manifest.files if (f.source, f.split) == pair]
-        want = set(rows.filter(pl.col("file").is_in(shards))["id"].to_list())
-        missing, extra = len(want - set(ids)), len(set(ids) - want)
+        want = rows.filter(pl.col("file").is_in(shards)).select("id").unique()
+        have = pl.DataFrame({"id": ids}, schema={"id": pl.String}).unique()
+        missing = want.join(have, on="id", how="anti").height
+        extra = have.join(want, on="id", how="anti").height
         if missing or extra:
             problems.append(
                 f"{entry.path}: lacks {missing} ids of the {entry.source} {entry.split} shards "

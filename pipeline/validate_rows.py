@@ -40,17 +40,24 @@ def expected_split_mode(source: str, cfg: BuildConfig, manifest: Manifest) -> st
     return audit.mode if audit is not None else None
 
 
+KEY_COLUMNS = ["id", "source", "record_id", "patient_id", "split"]
+"""The columns read from a shard that is not checked in full: what the corpus-wide invariants
+(unique ids, records per split, patients across splits, ledger and inputs) need."""
+
+
 def read_rows(
-    corpus: Path, files: Iterable[FileEntry], verified: set[str]
+    corpus: Path, files: Iterable[FileEntry], verified: set[str], full: set[str] | None = None
 ) -> tuple[pl.DataFrame, set[str], list[str]]:
     """The small columns of every verified shard's rows (the shard's path in ``file``), the
-    shards read, and the problems reading them."""
+    shards read, and the problems reading them. Shards not in ``full`` (default: all) give only
+    :data:`KEY_COLUMNS`; their other columns are null."""
     frames, read, problems = [], set(), []
     for entry in files:
         if entry.path not in verified:
             continue
+        columns = ROW_COLUMNS if full is None or entry.path in full else KEY_COLUMNS
         try:
-            table = pq.read_table(corpus / entry.path, columns=ROW_COLUMNS)
+            table = pq.read_table(corpus / entry.path, columns=columns)
         except (OSError, pa.ArrowException) as exc:
             problems.append(f"{entry.path}: rows not readable ({type(exc).__name__})")
             continue
@@ -58,7 +65,11 @@ def read_rows(
         frames.append(pl.from_arrow(table).with_columns(file=pl.lit(entry.path)))
     schema = {c: pl.String for c in [*ROW_COLUMNS, "file"]}
     schema.update(example=pl.Int32, fs=pl.Int32, strat_fold=pl.Int32)
-    frames = [f.cast(schema) for f in frames]  # an empty shard's columns come back as nulls
+    # an empty shard's columns come back as nulls; a partly read shard's others are null
+    frames = [
+        f.with_columns(pl.lit(None).alias(c) for c in schema if c not in f.columns) for f in frames
+    ]
+    frames = [f.select(list(schema)).cast(schema) for f in frames]
     return pl.concat([pl.DataFrame(schema=schema), *frames]), read, problems
 
 
@@ -71,14 +82,29 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def in_full(rows: pl.DataFrame, full: set[str] | None) -> pl.DataFrame:
+    """The rows of the shards checked in full (``full``; None: every shard)."""
+    return rows if full is None else rows.filter(pl.col("file").is_in(sorted(full)))
+
+
 def check_rows(
-    manifest: Manifest, rows: pl.DataFrame, blind: set[tuple[str | None, str | None]]
+    manifest: Manifest,
+    rows: pl.DataFrame,
+    blind: set[tuple[str | None, str | None]],
+    full: set[str] | None = None,
 ) -> list[str]:
-    """Per shard: source, split, records and fs; over the corpus: unique, well-formed ids and
-    records per (source, split) against the counts (except the ``blind`` pairs)."""
+    """Per shard checked in full (``full``, default all): source, split, records, fs and
+    well-formed ids (the others: their row count); over the corpus: unique ids and records per
+    (source, split) against the counts (except the ``blind`` pairs)."""
     problems = []
     entries = {f.path: f for f in manifest.files}
-    for path, part in rows.group_by("file", maintain_order=True):
+    if full is not None:
+        held = rows.filter(~pl.col("file").is_in(sorted(full))).group_by("file").len()
+        for path, n in held.sort("file").iter_rows():
+            if n != entries[path].rows:
+                problems.append(f"{path}: {n} rows, manifest says {entries[path].rows}")
+    checked = in_full(rows, full)
+    for path, part in checked.group_by("file", maintain_order=True):
         entry = entries[path[0]]
         for column, want in (("source", entry.source), ("split", entry.split)):
             wrong = part.filter(pl.col(column) != want)
@@ -102,7 +128,7 @@ def check_rows(
         .then(pl.concat_str("source", pl.lit("/"), "record_id"))
         .otherwise(pl.concat_str("source", pl.lit("/"), "record_id", pl.lit("/"), "task"))
     )
-    wrong = rows.filter(pl.col("id") != expected_id)
+    wrong = checked.filter(pl.col("id") != expected_id)
     if wrong.height:
         problems.append(
             f"{count(wrong.height, 'row id')} not of the form <source>/<record_id>[/<task>] "
@@ -125,30 +151,41 @@ def check_rows(
     return problems
 
 
-def expected_splits(mode: str, cfg: BuildConfig, frame: pl.DataFrame) -> list[str | None]:
-    """The split the rule ``mode`` gives each row of ``frame`` (hashes computed once per key)."""
+def expected_splits(mode: str, cfg: BuildConfig, frame: pl.DataFrame) -> pl.Series:
+    """The split the rule ``mode`` gives each row of ``frame`` (computed once per distinct key,
+    then joined: no Python list of every row)."""
     s = cfg.split
     if mode == "folds":
-        return [fold_split(f, s.ptbxl_folds) for f in frame["strat_fold"].to_list()]
-    if mode == "meit":
-        column, fractions = "record_id", s.meit_fractions
+        column = "strat_fold"
+        rule = lambda k: fold_split(k, s.ptbxl_folds)  # noqa: E731
     else:
-        column, fractions = "patient_id", s.hash_fractions
-    keys = frame[column].to_list()
-    rule = {k: hash_split(k, fractions, s.seed) for k in set(keys)}
-    return [rule[k] for k in keys]
+        column = "record_id" if mode == "meit" else "patient_id"
+        fractions = s.meit_fractions if mode == "meit" else s.hash_fractions
+        rule = lambda k: hash_split(k, fractions, s.seed)  # noqa: E731
+    keys = frame.select(column).unique()
+    keys = keys.with_columns(
+        expected=pl.Series([rule(k) for k in keys[column].to_list()], dtype=pl.String)
+    )
+    joined = frame.select(column).join(
+        keys, on=column, how="left", nulls_equal=True, maintain_order="left"
+    )
+    return joined["expected"]
 
 
-def check_splits(manifest: Manifest, cfg: BuildConfig, rows: pl.DataFrame) -> list[str]:
-    """Every row's split label against its source's split rule under the manifest's config, and
-    no patient in two splits unless the rule is MEIT's record-level one."""
+def check_splits(
+    manifest: Manifest, cfg: BuildConfig, rows: pl.DataFrame, full: set[str] | None = None
+) -> list[str]:
+    """Every row's split label (of the shards checked in full, ``full``, default all) against its
+    source's split rule under the manifest's config, and no patient in two splits (over every
+    row) unless the rule is MEIT's record-level one."""
     problems = []
     for (name,), part in rows.group_by("source", maintain_order=True):
         mode = expected_split_mode(name, cfg, manifest)
         if mode is None:
             continue
-        part = part.with_columns(expected=pl.Series(expected_splits(mode, cfg, part)))
-        wrong = part.filter(pl.col("split") != pl.col("expected").fill_null("none"))
+        checked = in_full(part, full)
+        checked = checked.with_columns(expected=expected_splits(mode, cfg, checked))
+        wrong = checked.filter(pl.col("split") != pl.col("expected").fill_null("none"))
         if wrong.height:
             row = wrong.row(0, named=True)
             problems.append(
