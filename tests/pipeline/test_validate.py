@@ -119,3 +119,14 @@ def test_validate_rechecks_the_shards_a_build_trusted(
     assert validate_corpus(out) == [f"{TEST}: {n} rows with fs 250, manifest says 500"]
     assert main(["validate", str(out)]) == 1
     assert f"{TEST}: {n} rows with fs 250" in capsys.readouterr().out
+
+
+def test_a_shard_whose_rows_do_not_read_is_named_and_the_others_are_read(built: Path, tmp_path):
+    """The shards are read in one scan; a shard that breaks it (a column dropped, the manifest's
+    sha256 updated) is found file by file and named, and the other shards are still checked."""
+    out = tmp_path / "corpus"
+    shutil.copytree(built, out)
+    rewrite(out, TRAIN, lambda t: t.drop_columns(["task"]))
+    problems = validate_corpus(out)
+    assert f"{TRAIN}: rows not readable (ArrowInvalid)" in problems
+    assert not [p for p in problems if TEST in p or "ptbxl/test" in p]
