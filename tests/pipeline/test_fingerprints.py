@@ -193,3 +193,52 @@ def test_a_url_build_fetches_each_data_file_once_and_a_refresh_none(sample, tmp_
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["a/b", "a//b", "./a", "a/.", "a/", "/a", "//a", "a/../b", "..", ".", "", "a://b", "a/b.c"],
+)
+def test_plain_relative_is_the_pathlib_check_it_replaces(path):
+    """The string check of the sums shortcut accepts exactly the paths that ``PurePosixPath``
+    leaves as they are and ``resolve_record`` accepts (what the shortcut asked before)."""
+    from pathlib import PurePosixPath
+
+    from pipeline.bounded_io import resolve_record
+    from pipeline.errors import RecordRejected
+
+    try:
+        resolve_record(Path("/root"), path)
+        resolves = True
+    except RecordRejected:
+        resolves = False
+    assert fingerprinting.plain_relative(path) == (
+        resolves and PurePosixPath(path).as_posix() == path
+    )
+
+
+def test_a_source_with_sums_is_fingerprinted_here_and_one_without_on_the_pool(
+    sample, tmp_path, monkeypatch
+):
+    """No file is read to fingerprint from SHA256SUMS.txt, so it runs in this process (a no-change
+    refresh starts no worker); above the size limit, or in stat mode, the executor does it. The
+    fingerprints are the same wherever they are computed."""
+    from pipeline.plan import discover
+    from pipeline.sources import registry
+    from tests.pipeline.test_plan import CountingExecutor
+
+    stat_sources = discover(config(sample, tmp_path / "a"), registry())
+    write_sums(sample)
+    sums_sources = discover(config(sample, tmp_path / "b"), registry())
+    serial = fingerprinting.input_fingerprints(sums_sources, None, "auto")
+    with CountingExecutor() as pool:
+        assert fingerprinting.input_fingerprints(sums_sources, pool, "auto") == serial
+    assert pool.maps == 0
+    monkeypatch.setattr(fingerprinting, "MAIN_PROCESS_RECORDS", 5)
+    with CountingExecutor() as pool:
+        assert fingerprinting.input_fingerprints(sums_sources, pool, "auto") == serial
+    assert pool.maps == 1
+    monkeypatch.undo()
+    with CountingExecutor() as pool:
+        fingerprinting.input_fingerprints(stat_sources, pool, "auto")
+    assert pool.maps == 1
