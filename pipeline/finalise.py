@@ -179,13 +179,17 @@ def write_meit_jsonl(
     """
     written = []
     for src in sources:
-        paths = dict(zip(src.records["record_id"].to_list(), src.records["path"].to_list()))
+        # each shard's rows are joined with the records' paths (no dict of every record)
+        paths = src.records.select(pl.col("record_id").cast(pl.String), "path")
         for split in sorted({f.split for f in files if f.source == src.name}):
             lines = []
             for f in (f for f in files if f.source == src.name and f.split == split):
-                table = pq.read_table(out / f.path, columns=["id", "record_id", "messages"])
-                for row in table.to_pylist():
-                    ecg_path = join(as_location(src.root), paths[row["record_id"]])
+                table = pl.from_arrow(
+                    pq.read_table(out / f.path, columns=["id", "record_id", "messages"])
+                )
+                table = table.join(paths, on="record_id", how="left", maintain_order="left")
+                for row in table.iter_rows(named=True):
+                    ecg_path = join(as_location(src.root), row["path"])
                     record = {
                         "dataset": src.name,
                         "id": row["id"],
