@@ -194,21 +194,57 @@ def config(root: str, out: str, workers: int):
     return BuildConfig(mimic=root, out=out, workers=workers, shards_per_split=shards)
 
 
+def reset_peak() -> None:
+    """Reset this process's ``VmHWM`` to its current RSS (Linux ``clear_refs`` 5)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def measured_steps(log: dict):
+    """The build's steps, each timed and with the main process's peak RSS during it (``VmHWM``
+    reset before it) in ``log``: step name -> (wall s, peak bytes)."""
+    import dataclasses
+
+    from pipeline.build import Steps
+
+    def wrap(name: str, step):
+        def measured(*args, **kwargs):
+            reset_peak()
+            t0 = time.perf_counter()
+            try:
+                return step(*args, **kwargs)
+            finally:
+                log[name] = (time.perf_counter() - t0, peak_rss(os.getpid()))
+
+        return measured
+
+    base = Steps()
+    return Steps(**{f.name: wrap(f.name, getattr(base, f.name)) for f in dataclasses.fields(Steps)})
+
+
 def run(conn, root: str, out: str, workers: int, mode: str) -> None:
-    """One build in this (child) process, with its processes sampled for bytes read and RSS."""
+    """One build in this (child) process, with its processes sampled for bytes read and RSS,
+    and each step's wall and main-process peak RSS."""
     from pipeline.build import build
 
     sampler = Sampler()
     cfg = config(root, out, workers)
+    steps: dict = {}
     start = time.perf_counter()
-    outcome = build(cfg, mode)
+    outcome = build(cfg, mode, steps=measured_steps(steps))
     wall = time.perf_counter() - start
+    found = sampler.stop()
+    found["main_rss"] = max([found["main_rss"], *(rss for _, rss in steps.values())])
     conn.send(
         dict(
             wall=wall,
             records=sum(unit_records(u) for u in outcome.plan.todo),
             written=len(outcome.written),
-            **sampler.stop(),
+            steps=steps,
+            **found,
         )
     )
 
@@ -329,6 +365,7 @@ def main() -> int:
             ("refresh, one record's data changed", "refresh", lambda: change_one(root)),
             ("refresh, one record added", "refresh", lambda: add_one(root, args.records)),
         ]
+        per_step = []
         for label, mode, before in steps:
             if before:
                 before()
@@ -340,6 +377,16 @@ def main() -> int:
                 f"| {mib(r['worker_rss'])} | {r['written']} |",
                 flush=True,
             )
+            per_step.append((label, r["steps"]))
+        print("\nPer step (wall s / main-process peak RSS MiB during the step):")
+        names = ["discover", "plan", "execute", "finalise", "validate"]
+        print(f"| run | {' | '.join(names)} |")
+        print(f"|---|{'---:|' * len(names)}")
+        for label, steps in per_step:
+            cells = [
+                f"{steps[n][0]:.1f} / {mib(steps[n][1])}" if n in steps else "–" for n in names
+            ]
+            print(f"| {label} | {' | '.join(cells)} |")
         print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         if not args.keep:
