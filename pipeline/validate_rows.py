@@ -97,21 +97,31 @@ def read_rows(
     ]
     frames = [f.select(list(schema)).cast(schema) for f in frames]
     rows = pl.concat([pl.DataFrame(schema=schema), *frames])
-    return rows.sort(FILE_NO, maintain_order=True).drop(FILE_NO), read, problems
+    if len(frames) > 1:  # in the order of ``files``
+        rows = rows.sort(FILE_NO, maintain_order=True)
+    return rows.drop(FILE_NO), read, problems
 
 
 def scan_rows(corpus: Path, group: list[tuple[int, FileEntry]], columns: list[str]) -> pl.DataFrame:
     """``columns`` of the shards of ``group`` ((position, entry) pairs) in one scan, with the
     shard's path (``file``) and position."""
     where = {str(corpus / e.path): (e.path, n) for n, e in group}
+    names = pl.DataFrame(
+        {
+            "__meit_location": list(where),
+            "file": [path for path, _ in where.values()],
+            FILE_NO: [n for _, n in where.values()],
+        },
+        schema={"__meit_location": pl.String, "file": pl.String, FILE_NO: pl.Int64},
+    )
     frame = (
-        pl.scan_parquet(list(where), include_file_paths=FILE_NO, hive_partitioning=False)
-        .select(*columns, FILE_NO)
+        pl.scan_parquet(list(where), include_file_paths="__meit_location", hive_partitioning=False)
+        .select(*columns, "__meit_location")
         .collect()
     )
-    return frame.with_columns(
-        file=pl.col(FILE_NO).replace_strict({k: v[0] for k, v in where.items()}),
-        **{FILE_NO: pl.col(FILE_NO).replace_strict({k: v[1] for k, v in where.items()})},
+    # a join, not replace_strict with a dict: that took ~60 MiB more at 100k rows
+    return frame.join(names, on="__meit_location", how="left", maintain_order="left").drop(
+        "__meit_location"
     )
 
 
