@@ -315,7 +315,8 @@ CASES = [
     Case(
         "workers_flag_negative",
         PTB,
-        "config error: workers: Input should be greater than or equal to 0",
+        "meit-corpus build: error: argument --workers: '-1' is not a whole number >= 0 "
+        "(see 'meit-corpus build --help')",
         args=("--workers", "-1"),
     ),
     Case(
@@ -472,8 +473,12 @@ def paths(tmp_path: Path, ptbxl_sample: Path, mimic_sample: Path) -> dict[str, s
 
 def build_with(config: Path, out: Path | None, capsys, *args: str) -> tuple[int, list[str]]:
     """``meit-corpus build --config config [--out out] *args``: exit code, printed lines."""
-    rc = main(["build", "--config", str(config), *(["--out", str(out)] if out else []), *args])
-    return rc, capsys.readouterr().out.splitlines()
+    try:
+        rc = main(["build", "--config", str(config), *(["--out", str(out)] if out else []), *args])
+    except SystemExit as exc:  # argparse's usage mistakes exit from parse_args
+        rc = exc.code
+    captured = capsys.readouterr()
+    return rc, (captured.out + captured.err).splitlines()
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
