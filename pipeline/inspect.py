@@ -7,10 +7,9 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
-from pydantic import ValidationError
 
-from pipeline.report_stats import scan_rows
-from schemas import MANIFEST, Manifest, read_manifest
+from pipeline.report_stats import open_manifest, scan_rows
+from schemas import Manifest
 
 
 class InspectError(ValueError):
@@ -24,17 +23,6 @@ class Inspection:
     stats: dict
     row_id: str
     png: Path
-
-
-def open_manifest(corpus: Path) -> Manifest:
-    """The corpus's manifest; :class:`InspectError` when the folder has none or it does not parse."""
-    try:
-        return read_manifest(corpus)
-    except FileNotFoundError:
-        raise InspectError(f"{corpus} is not a corpus folder: it has no {MANIFEST}") from None
-    except (ValidationError, ValueError, OSError) as exc:
-        why = str(exc).splitlines()[0]
-        raise InspectError(f"{corpus}/{MANIFEST} cannot be read: {why}") from None
 
 
 def corpus_stats(corpus: Path, manifest: Manifest) -> dict:
@@ -98,7 +86,7 @@ def inspect_corpus(
     as stored in WFDB drawn in mV above it). Every user mistake is an :class:`InspectError`."""
     from pipeline.preview import PreviewError, conditioned_view, draw_preview, raw_view
 
-    manifest = open_manifest(corpus)
+    manifest = open_manifest(corpus, InspectError)
     row = find_row(corpus, manifest, row_id)
     views = [conditioned_view(row, manifest)]
     try:

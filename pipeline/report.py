@@ -16,28 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-from pydantic import ValidationError
 
 from pipeline.report_figures import make_figures, png_bytes
-from pipeline.report_stats import CorpusStats, collect_stats
-from schemas import MANIFEST, REPORT_DIR, Manifest, read_manifest
+from pipeline.report_stats import CorpusStats, collect_stats, open_manifest
+from schemas import REPORT_DIR
 
 INDEX = "index.html"
 
 
 class ReportError(ValueError):
     """The report cannot be written (no corpus, an unreadable manifest): one line."""
-
-
-def open_manifest(corpus: Path) -> Manifest:
-    """The corpus's manifest; :class:`ReportError` when there is none or it does not parse."""
-    try:
-        return read_manifest(corpus)
-    except FileNotFoundError:
-        raise ReportError(f"{corpus} is not a corpus folder: it has no {MANIFEST}") from None
-    except (ValidationError, ValueError, OSError) as exc:
-        why = str(exc).splitlines()[0]
-        raise ReportError(f"{corpus}/{MANIFEST} cannot be read: {why}") from None
 
 
 # ---------------------------------------------------------------- HTML
@@ -179,7 +167,7 @@ def report_folder(corpus: Path, out: Path | None) -> Path:
 def write_report(corpus: Path, out: Path | None = None) -> Path:
     """Write ``index.html`` and one PNG per figure into ``out`` (default ``<corpus>/report``)."""
     corpus = Path(corpus)
-    manifest = open_manifest(corpus)
+    manifest = open_manifest(corpus, ReportError)
     stats = collect_stats(corpus, manifest)
     images = {name: png_bytes(fig) for name, fig in make_figures(stats).items()}
     out = report_folder(corpus, out)

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
-from schemas import Manifest, corpus_schema, decode_ecg
+from schemas import MANIFEST, Manifest, corpus_schema, decode_ecg, read_manifest
 
 TOP = 20  # bars in a top-N figure and rows in a top-N table
 AMPLITUDE_ROWS = 240  # rows sampled for the amplitude figure (bounded: a batch per shard)
@@ -39,6 +40,18 @@ class CorpusStats:
     amplitude: dict[str, np.ndarray]  # source -> (n, 12) peak-to-peak per lead of sampled rows
     unit: str  # the unit of the rows' ecg values
     text: dict = field(default_factory=dict)  # the manifest's translation statistics
+
+
+def open_manifest(corpus: Path, error: type[Exception]) -> Manifest:
+    """The corpus's manifest for ``inspect`` and ``report``; ``error`` (their one-line error)
+    when the folder has none or it does not parse."""
+    try:
+        return read_manifest(corpus)
+    except FileNotFoundError:
+        raise error(f"{corpus} is not a corpus folder: it has no {MANIFEST}") from None
+    except (ValidationError, ValueError, OSError) as exc:
+        why = str(exc).splitlines()[0]
+        raise error(f"{corpus}/{MANIFEST} cannot be read: {why}") from None
 
 
 def shard_paths(corpus: Path, manifest: Manifest) -> list[Path]:

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.inspect import find_row, open_manifest
+from pipeline.inspect import find_row
+from schemas import read_manifest
 
 
 def test_inspect_draws_a_question_row(sample_corpus: Path, tmp_path: Path):
-    manifest = open_manifest(sample_corpus)
+    manifest = read_manifest(sample_corpus)
     question = find_row(sample_corpus, manifest, "ptbxl/6001/diagnosis")
     assert question["task"] == "diagnosis"
     png = tmp_path / "q.png"
@@ -42,7 +43,7 @@ def test_stats_count_report_words_of_every_row(sample_corpus: Path):
 
     from pipeline.inspect import corpus_stats
 
-    manifest = open_manifest(sample_corpus)
+    manifest = read_manifest(sample_corpus)
     reports = [
         r
         for f in manifest.files

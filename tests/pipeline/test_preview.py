@@ -11,7 +11,7 @@ import pytest
 import wfdb
 
 from pipeline.cli import main
-from pipeline.inspect import find_row, open_manifest
+from pipeline.inspect import find_row
 from pipeline.preview import (
     DPI,
     PreviewError,
@@ -22,6 +22,7 @@ from pipeline.preview import (
     input_root,
     raw_view,
 )
+from schemas import read_manifest
 
 ROW = "ptbxl/6001"  # a real 500 Hz PTB-XL record of the shared sample
 MM_PER_INCH = 25.4
@@ -39,7 +40,7 @@ def calibration_pulses(ax) -> list:
 
 @pytest.fixture(scope="module")
 def row_and_manifest(sample_corpus: Path):
-    manifest = open_manifest(sample_corpus)
+    manifest = read_manifest(sample_corpus)
     return find_row(sample_corpus, manifest, ROW), manifest
 
 
@@ -94,7 +95,7 @@ def test_inspect_raw_writes_an_mm_true_png(sample_corpus: Path, tmp_path: Path, 
     png = tmp_path / "preview.png"
     assert main(["inspect", str(sample_corpus), "--id", ROW, "--out", str(png), "--raw"]) == 0
     assert f"{ROW}: {png}" in capsys.readouterr().out
-    manifest = open_manifest(sample_corpus)
+    manifest = read_manifest(sample_corpus)
     row = find_row(sample_corpus, manifest, ROW)
     conditioned = chart(conditioned_view(row, manifest))[0]
     raw = chart(raw_view(row, manifest, sample_corpus))[0]
