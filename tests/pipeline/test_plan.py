@@ -568,3 +568,30 @@ def test_one_local_pool_hashes_the_inputs_and_runs_the_units(built, tmp_path, mo
     assert pool.maps == 1 and pool.submits == 1 + len(first.units)  # fingerprints, then units
     assert sorted(outcome.written) == sorted(f.path for f in read_manifest(cfg.out).files)
     assert [u.key for u in outcome.plan.todo] == [u.key for u in first.units]
+
+
+def test_unit_keys_come_from_the_cache_only_for_unchanged_units(
+    ptbxl_sample, tmp_path, monkeypatch
+):
+    """A second plan takes every unit key from the last plan's cache (no rows to dicts, no JSON)
+    and gets the same keys; a record whose metadata changed gets its unit's key computed again,
+    equal to a plan without any cache."""
+    import pipeline.plan as planning
+
+    root = tmp_path / "ptbxl"
+    shutil.copytree(ptbxl_sample, root)
+    cfg = BuildConfig(ptbxl=root, out=tmp_path / "corpus", workers=1, shards_per_split=4)
+    first = make_plan(cfg, discover(cfg, registry()))
+    computed = []
+    real = planning.unit_key
+    monkeypatch.setattr(planning, "unit_key", lambda *a: computed.append(a[3]) or real(*a))
+    again = make_plan(cfg, discover(cfg, registry()))
+    assert computed == [] and [u.key for u in again.units] == [u.key for u in first.units]
+    db = root / "ptbxl_database.csv"
+    db.write_text(db.read_text().replace("sinus rhythm", "sinus rhythm.", 1))
+    changed = make_plan(cfg, discover(cfg, registry()))
+    assert len(computed) == 1
+    (cfg.out / planning.KEY_CACHE).unlink()
+    fresh = make_plan(cfg, discover(cfg, registry()))
+    assert [u.key for u in changed.units] == [u.key for u in fresh.units]
+    assert len({u.key for u in changed.units} - {u.key for u in first.units}) == 1
