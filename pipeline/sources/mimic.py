@@ -32,6 +32,7 @@ from pipeline.sources.record import (
     REJECT_DETAIL,
     REJECT_REASON,
     ROW,
+    record_id,
     rejection_columns,
     scan_metadata_csv,
     whole_number,
@@ -189,12 +190,7 @@ def prepare_mimic(root: Location, limit: int | None = None) -> pl.DataFrame:
         frame.select(
             pl.col("_key"),
             pl.col(ROW),
-            pl.when(study_error.is_not_null())
-            .then(pl.format("row{}", pl.col(ROW)))
-            .when(repeated.is_not_null())
-            .then(pl.format("{}#row{}", pl.col("_key"), pl.col(ROW)))
-            .otherwise(pl.col("_key").cast(pl.String))
-            .alias("record_id"),
+            record_id(study_error, repeated),
             pl.col("_subject").cast(pl.String).alias("patient_id"),
             pl.col("path").fill_null("").alias("path"),
             pl.col("statements").fill_null(pl.lit([], pl.List(pl.String))).alias("statements"),

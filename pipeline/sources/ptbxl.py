@@ -35,6 +35,7 @@ from pipeline.sources.record import (
     ROW,
     read_metadata_csv,
     readable,
+    record_id,
     rejection_columns,
     show,
     whole_number,
@@ -127,12 +128,7 @@ def _checked(raw: pl.DataFrame, path_col: str) -> pl.DataFrame:
     return frame.select(
         pl.col("_key"),
         pl.col(ROW),
-        pl.when(id_error.is_not_null())
-        .then(pl.format("row{}", pl.col(ROW)))
-        .when(repeated.is_not_null())
-        .then(pl.format("{}#row{}", pl.col("_key"), pl.col(ROW)))
-        .otherwise(pl.col("_key").cast(pl.String))
-        .alias("record_id"),
+        record_id(id_error, repeated),
         patient.cast(pl.String).alias("patient_id"),
         pl.col(path_col).fill_null("").alias("path"),
         pl.col("report").fill_null("").alias("report"),

@@ -265,6 +265,19 @@ def whole_number(column: str) -> tuple[pl.Expr, pl.Expr]:
     return value, error
 
 
+def record_id(id_error: pl.Expr, repeated: pl.Expr) -> pl.Expr:
+    """Each row's ``record_id``: its key, or ``row<n>`` when the key is unusable, or
+    ``<key>#row<n>`` when the key repeats an earlier row (so a rejection names one row)."""
+    return (
+        pl.when(id_error.is_not_null())
+        .then(pl.format("row{}", pl.col(ROW)))
+        .when(repeated.is_not_null())
+        .then(pl.format("{}#row{}", pl.col("_key"), pl.col(ROW)))
+        .otherwise(pl.col("_key").cast(pl.String))
+        .alias("record_id")
+    )
+
+
 def rejection_columns(checks: Sequence[tuple[str, pl.Expr]]) -> list[pl.Expr]:
     """:data:`REJECT_REASON` and :data:`REJECT_DETAIL` from ``(reason, detail-or-null)`` checks,
     the first failing check winning."""
