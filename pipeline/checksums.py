@@ -9,7 +9,6 @@ its bytes, and the worker checks the bytes it reads against them (``checksum_mis
 
 from __future__ import annotations
 
-import hashlib
 import io
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
@@ -20,12 +19,12 @@ import polars as pl
 
 from pipeline.errors import InputError
 from pipeline.storage import Location, exists, is_url, join, read_bytes
+from schemas import sha256_file
 
 SUMS_FILE = "SHA256SUMS.txt"
 SUMS_KEY = "_sha256"  # a metadata row's listed files, in SHA256SUMS.txt's own line format
 _LINE = r"^(?P<sha256>[0-9a-fA-F]{64}) [ *](?P<path>.+)$"
 _OUTSIDE = r"^/|(^|/)\.\.(/|$)"
-_CHUNK = 1 << 20
 ATTACH_CHUNK = 100_000  # records whose listed files are grouped at once
 
 
@@ -120,15 +119,6 @@ def listed_digests(listed: str | None, path: str | None) -> dict[str, str]:
     return {path + line[66:]: line[:64] for line in listed.split("\n")}
 
 
-def sha256_path(path: Path) -> str:
-    """sha256 of a local file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass
 class Verification:
     """What :func:`verify_inputs` found: problems (missing, mismatched) and files not listed."""
@@ -145,7 +135,7 @@ class Verification:
 
 def _digest(path: str) -> str | None:
     p = Path(path)
-    return sha256_path(p) if p.is_file() else None
+    return sha256_file(p) if p.is_file() else None
 
 
 def verify_inputs(root: Path, workers: int | None = None) -> Verification:

@@ -29,11 +29,12 @@ from typing import TypeVar
 import fsspec
 import polars as pl
 
-from pipeline.checksums import SUMS_FILE, sha256_path, sums_frame
+from pipeline.checksums import SUMS_FILE, sums_frame
 from pipeline.errors import InputError
 from pipeline.physionet import DATASETS
 from pipeline.shards import human_bytes, publish, temp_path
 from pipeline.storage import join
+from schemas import sha256_file
 
 PART = ".part"
 CHUNK = 4 << 20
@@ -177,7 +178,7 @@ def _threaded(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterato
 def local_task(dest: Path, path: str, sha256: str) -> FileTask | None:
     """None when ``dest/path`` holds the listed bytes, else the task that fetches it."""
     target = dest / path
-    if target.is_file() and sha256_path(target) == sha256:
+    if target.is_file() and sha256_file(target) == sha256:
         return None
     part = part_path(target)
     if part.is_file():
@@ -318,7 +319,7 @@ def fetch_file(
                 )
             time.sleep(backoff_s * failures)
             continue
-        digest = sha256_path(part)
+        digest = sha256_file(part)
         if digest == task.sha256:
             publish(part, target)
             return outcome(True)

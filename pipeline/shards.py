@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.hashing import stable_unit
+from schemas import sha256_file
 
 SIGNAL_COLUMN = "ecg"
 COMPRESSION_LEVEL = 1
@@ -116,14 +117,9 @@ def is_temp(path: Path) -> bool:
     return bool(TEMP_NAME.match(Path(path).name))
 
 
-def file_digest(path: Path, chunk: int = 1 << 20) -> tuple[int, str]:
+def file_digest(path: Path) -> tuple[int, str]:
     """(size in bytes, hex sha256) of a file."""
-    h, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-            size += len(block)
-    return size, h.hexdigest()
+    return Path(path).stat().st_size, sha256_file(Path(path))
 
 
 def sha256_files(paths: Iterable[Path], threads: int | None = None) -> dict[Path, str | None]:
