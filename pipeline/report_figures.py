@@ -56,18 +56,22 @@ def _height(n: int) -> float:
     return max(2.5, 0.8 + 0.22 * n)
 
 
+def bar_figure(labels: list[str], values: list[int], title: str):
+    """One horizontal bar chart, as tall as its labels need."""
+    fig, (ax,) = _figure(height=_height(len(labels)))
+    _barh(ax, labels, values, title)
+    return fig
+
+
 def fig_records(s: CorpusStats):
     labels = [f"{r['source']}/{r['split']}" for r in s.records.iter_rows(named=True)]
-    fig, (ax,) = _figure(height=_height(len(labels)))
-    _barh(ax, labels, s.records["records"].to_list(), "records kept per source and split")
-    return fig
+    return bar_figure(labels, s.records["records"].to_list(), "records kept per source and split")
 
 
 def fig_rejections(s: CorpusStats):
     labels = [f"{r['source']}: {r['reason']}" for r in s.rejections.iter_rows(named=True)]
-    fig, (ax,) = _figure(height=_height(len(labels)))
-    _barh(ax, labels, s.rejections["count"].to_list(), "records rejected, by reason (ledger)")
-    return fig
+    title = "records rejected, by reason (ledger)"
+    return bar_figure(labels, s.rejections["count"].to_list(), title)
 
 
 def fig_report_length(s: CorpusStats):
@@ -97,23 +101,19 @@ def fig_statements(s: CorpusStats):
 
 
 def fig_scp_codes(s: CorpusStats):
-    fig, (ax,) = _figure(height=_height(s.scp_codes.height))
-    _barh(ax, s.scp_codes["code"].to_list(), s.scp_codes["count"].to_list(), "top SCP codes")
-    return fig
+    return bar_figure(
+        s.scp_codes["code"].to_list(), s.scp_codes["count"].to_list(), "top SCP codes"
+    )
 
 
 def fig_templates(s: CorpusStats):
     top = s.templates.head(TOP)
     title = f"top {top.height} of {s.templates.height} templates used (rows)"
-    fig, (ax,) = _figure(height=_height(top.height))
-    _barh(ax, top["template_id"].to_list(), top["count"].to_list(), title)
-    return fig
+    return bar_figure(top["template_id"].to_list(), top["count"].to_list(), title)
 
 
 def fig_tasks(s: CorpusStats):
-    fig, (ax,) = _figure(height=_height(s.tasks.height))
-    _barh(ax, s.tasks["task"].to_list(), s.tasks["count"].to_list(), "task usage (rows)")
-    return fig
+    return bar_figure(s.tasks["task"].to_list(), s.tasks["count"].to_list(), "task usage (rows)")
 
 
 def fig_age_sex(s: CorpusStats):
